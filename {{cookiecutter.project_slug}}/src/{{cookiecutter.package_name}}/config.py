@@ -1,0 +1,74 @@
+"""Paths, parameters and data loading shared by the pipeline stages.
+
+Each stage reads `params.yaml` through `load_params` and validates only the keys it declares in
+`dvc.yaml`. Problems are raised as `PipelineError` with one sentence saying what is wrong and how
+to fix it; `run` turns that into a clean exit instead of a traceback.
+"""
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+PARAMS_FILE = Path("params.yaml")
+RAW_DATA = Path("data/raw/dataset.csv")
+PREPARED_DIR = Path("data/prepared")
+TRAIN_DATA = PREPARED_DIR / "train.csv"
+TEST_DATA = PREPARED_DIR / "test.csv"
+MODEL_FILE = Path("models/model.skops")
+EVALUATION_DIR = Path("reports/evaluation")
+
+
+class PipelineError(Exception):
+    """A problem in the inputs that the user can fix; the message says how."""
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict:
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PipelineError(f"{path} is missing; run the pipeline from the project root.") from error
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(params, dict):
+        raise PipelineError(f"{path} must be a mapping of parameter names to values.")
+    return params
+
+
+def param(params: dict, dotted_key: str):
+    """Return `params["a"]["b"]` for "a.b", or say which key is missing from params.yaml."""
+    value = params
+    for part in dotted_key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise PipelineError(f"params.yaml has no '{dotted_key}'; add it (see the README).")
+        value = value[part]
+    return value
+
+
+def seed(params: dict) -> int:
+    value = param(params, "seed")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise PipelineError(f"params.yaml: seed must be a non-negative integer, got {value!r}.")
+    return value
+
+
+def read_features(path: Path, target: str) -> tuple[pd.DataFrame, pd.Series]:
+    """Split a prepared CSV into the feature table and the label column."""
+    frame = pd.read_csv(path)
+    return frame.drop(columns=[target]), frame[target]
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False, lineterminator="\n")
+
+
+def run(stage: Callable[[dict], None]) -> None:
+    """Run a stage with the project's params; report a PipelineError in one line, exit 1."""
+    try:
+        stage(load_params())
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
