@@ -6,6 +6,7 @@ DVC cache), so the project's first commit already versions the data, and `dvc pu
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,25 +31,27 @@ def track_with_dvc(path: Path) -> None:
     path.with_name(".gitignore").write_text(f"/{path.name}\n", encoding="utf-8")
 
 
-def git(*args: str) -> None:
-    subprocess.run(["git", *args], check=True, stdout=subprocess.DEVNULL)
+def git(*args: str, env: dict[str, str]) -> None:
+    subprocess.run(["git", *args], check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def init_git(branch: str, author: str, email: str) -> bool:
     if shutil.which("git") is None:
         return False
-    identity = ["-c", f"user.name={author}", "-c", f"user.email={email}"]
-    git("init", "--quiet", "--initial-branch", branch)
-    git("add", "--all")
-    git(*identity, "-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "--message", "Start project from the cookiecutter template")
+    # The caller's GIT_* variables would win over the answers: GIT_AUTHOR_NAME over the identity,
+    # and GIT_DIR or GIT_INDEX_FILE (set inside git hooks) would commit into another repository.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=email, GIT_COMMITTER_NAME=author, GIT_COMMITTER_EMAIL=email)
+    git("init", "--quiet", "--initial-branch", branch, env=env)
+    git("add", "--all", env=env)
+    message = "Start project from the cookiecutter template"
+    git("-c", "commit.gpgsign=false", "commit", "--quiet", "--no-verify", "--message", message, env=env)
     return True
 
 
 def main() -> None:
     track_with_dvc(RAW_DATA)
-    if ANSWERS["init_git"] and not init_git(
-        ANSWERS["default_branch"], ANSWERS["author_name"], ANSWERS["author_email"]
-    ):
+    if ANSWERS["init_git"] and not init_git(ANSWERS["default_branch"], ANSWERS["author_name"], ANSWERS["author_email"]):
         print(
             "git was not found, so no repository was created; install git, then run in the project: "
             f"git init -b {ANSWERS['default_branch']} && git add --all && git commit -m 'Start project'",

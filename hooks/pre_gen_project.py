@@ -17,7 +17,12 @@ PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$|^[a-z0-9]+(-[a-z0-9]+)*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-BRANCH = re.compile(r"^(?!/|.*([/.]\.|//|@\{|\\))[^\x00-\x20~^:?*\[\x7f]+(?<![/.])$")
+# git check-ref-format --branch: no component starts with '.' or ends with '.lock', no '..', '//',
+# '@{' or backslash, not '-...', 'HEAD' or '@'; none of the characters git forbids; no trailing '/' or '.'.
+BRANCH = re.compile(r"^(?![/.-]|HEAD$|@$|.*([/.]\.|//|@\{|\\|\.lock(/|$)))[^\x00-\x20~^:?*\[\x7f]+(?<![/.])$")
+# configobj, which reads .dvc/config, takes an unquoted '#' as the start of a comment and ',' as a
+# list separator: the remote url would be silently cut short or become a list that breaks dvc.
+DVC_CONFIG_SPECIAL = ("#", ",")
 
 
 def check_slug(value: str) -> str | None:
@@ -71,6 +76,8 @@ def check_prefix(value: str) -> str | None:
         )
     if any(ch.isspace() for ch in value):
         return f"s3_prefix {value!r} must not contain whitespace."
+    if any(ch in value for ch in DVC_CONFIG_SPECIAL):
+        return f"s3_prefix {value!r} must not contain '#' or ',', which .dvc/config cannot hold unquoted."
     return None
 
 
@@ -87,10 +94,19 @@ def check_endpoint(value: str) -> str | None:
     if not value:
         return None
     url = urlparse(value)
-    if url.scheme not in ("http", "https") or not url.netloc or any(ch.isspace() for ch in value):
+    if (
+        url.scheme not in ("http", "https")
+        or not url.netloc
+        or any(ch.isspace() or ch in DVC_CONFIG_SPECIAL for ch in value)
+    ):
         return (
             f"s3_endpoint_url {value!r} must be empty (AWS) or an http:// or https:// URL "
-            "such as 'https://minio.example.com'."
+            "such as 'https://minio.example.com' (no whitespace, '#' or ',')."
+        )
+    if "@" in url.netloc:
+        return (
+            f"s3_endpoint_url {value!r} must not contain credentials: .dvc/config is committed, so keep "
+            "keys in environment variables or .dvc/config.local."
         )
     return None
 
@@ -102,7 +118,7 @@ def check_email(value: str) -> str | None:
 
 
 def check_branch(value: str) -> str | None:
-    if not BRANCH.match(value) or value.endswith(".lock"):
+    if not BRANCH.match(value):
         return f"default_branch {value!r} is not a valid git branch name such as 'main'."
     return None
 

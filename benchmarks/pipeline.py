@@ -1,0 +1,366 @@
+"""Benchmark the baked project's DVC pipeline against running its stages directly.
+
+Run from the template root: `.venv/bin/python benchmarks/pipeline.py [--runs N]` (or `make bench`).
+
+Method
+------
+1. Bake the default project with the real `cookiecutter --no-input` command into a temporary
+   directory, with an isolated `--config-file` (as `bake_cli` in tests/conftest.py does).
+2. Run every command in the project with this venv's `bin/` first on PATH, PYTHONPATH=<project>/src
+   and DVC_NO_ANALYTICS=1 (plus ITERATIVE_DO_NOT_TRACK=1, so DVCLive makes no network call).
+   Python's bytecode goes to a private PYTHONPYCACHEPREFIX in the temporary directory: the venv
+   is installed without `.pyc` files and may not be written to, and without a bytecode cache every
+   process would recompile scikit-learn, pandas and matplotlib from source (measured separately,
+   as "no bytecode cache"). One untimed warm-up run fills that cache and the OS file cache.
+3. Each of N iterations times, with wall-clock `time.perf_counter` around each process:
+   - DVC block: (a) cold `dvc repro` (dvc.lock, data/prepared, models, reports, .dvc/cache/runs
+     and every .dvc/cache/files entry except the raw dataset's are deleted first), (b) no-op
+     `dvc repro` right after it, (c) `dvc repro` after setting train.random_forest.n_estimators
+     to a fresh value (100 + iteration number: never seen before in this benchmark, so the
+     run-cache cannot restore it; the run-cache is not cleared for this measurement).
+   - Direct block: the same stages as plain processes, `python -m <pkg>.prepare`, `.train`,
+     `.evaluate` (outputs deleted first), each timed on its own; then, with the same fresh
+     n_estimators value as (c), `train` + `evaluate` only.
+   - Interpreter start-up costs: `dvc --version` and the bare import of the heavy libraries, with
+     the bytecode cache and without one.
+   The DVC and direct blocks alternate which goes first, so drift in machine load hits both
+   equally. DVC's output is checked so each measurement is known to have run (or skipped) the
+   stages it claims to.
+4. Report the median, min and max of each measurement, and ratios of medians, as a markdown table
+   on stdout and in benchmarks/results.md.
+"""
+
+import argparse
+import os
+import platform
+import re
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+RESULTS_FILE = Path(__file__).resolve().parent / "results.md"
+VENV_BIN = Path(sys.executable).parent
+STAGES = ("prepare", "train", "evaluate")
+OUTPUTS = ("data/prepared", "models", "reports", "dvc.lock")
+HEAVY_IMPORTS = "import sklearn.ensemble, pandas, matplotlib.pyplot, dvclive"
+BASE_N_ESTIMATORS = 100
+COLD_OVERHEAD_TARGET = 1.15  # cold `dvc repro` may take at most 15% longer than the direct stages
+NO_OP_TARGET_SECONDS = 1.0
+
+Samples = dict[str, list[float]]
+
+
+# --- environment and commands -------------------------------------------------------------------
+
+
+def project_env(project: Path, pycache: Path, write_bytecode: bool = True) -> dict[str, str]:
+    """This venv's tools first, the project's src importable, no analytics, a private bytecode cache."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AWS_", "GIT_", "CI_", "GCL_", "PYTEST_")) and key != "PYTHONDONTWRITEBYTECODE"
+    }
+    env.update(
+        PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}",
+        PYTHONPATH=str(project / "src"),
+        PYTHONPYCACHEPREFIX=str(pycache),
+        DVC_NO_ANALYTICS="1",
+        ITERATIVE_DO_NOT_TRACK="1",
+    )
+    if not write_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run a command; on failure, stop the benchmark with its output."""
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"`{shlex.join(args)}` exited {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def timed(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    """Wall time of one command in seconds, and its combined output."""
+    start = time.perf_counter()
+    result = run(args, cwd, env)
+    return time.perf_counter() - start, result.stdout + result.stderr
+
+
+def bake_default_project(workdir: Path, pycache: Path) -> Path:
+    """Bake with the real `cookiecutter` command and an isolated config; return the project path."""
+    config = workdir / "cookiecutter-config.yaml"
+    config.write_text(f"cookiecutters_dir: {workdir / 'cc'}\nreplay_dir: {workdir / 'replay'}\n")
+    output = workdir / "baked"
+    output.mkdir()
+    cookiecutter = str(VENV_BIN / "cookiecutter")
+    args = [cookiecutter, "--no-input", "--config-file", str(config), "-o", str(output), str(TEMPLATE)]
+    run(args, workdir, project_env(workdir, pycache))
+    (project,) = [path for path in output.iterdir() if (path / "dvc.yaml").is_file()]
+    return project
+
+
+def package_name(project: Path) -> str:
+    (package,) = [path.name for path in (project / "src").iterdir() if (path / "__init__.py").is_file()]
+    return package
+
+
+# --- workspace state ----------------------------------------------------------------------------
+
+
+def remove_outputs(project: Path) -> None:
+    """Delete the pipeline's outputs and dvc.lock, as if it had never run."""
+    for name in OUTPUTS:
+        path = project / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def reset_for_cold_dvc(project: Path, raw_cache_entry: Path) -> None:
+    """Outputs, dvc.lock, the run-cache and every cached object except the raw dataset's go."""
+    remove_outputs(project)
+    shutil.rmtree(project / ".dvc/cache/runs", ignore_errors=True)
+    for path in (project / ".dvc/cache/files").rglob("*"):
+        if path.is_file() and path != raw_cache_entry:
+            path.unlink()
+
+
+def raw_data_cache_entry(project: Path) -> Path:
+    """The DVC 3 cache path of data/raw/dataset.csv, read from its .dvc file."""
+    md5 = yaml.safe_load((project / "data/raw/dataset.csv.dvc").read_text())["outs"][0]["md5"]
+    return project / ".dvc/cache/files/md5" / md5[:2] / md5[2:]
+
+
+def set_n_estimators(project: Path, base_params: str, value: int) -> None:
+    """Write params.yaml as baked, with train.random_forest.n_estimators set to `value`."""
+    text, count = re.subn(r"(?m)^(\s+n_estimators:\s*)\d+", rf"\g<1>{value}", base_params, count=1)
+    if count != 1:
+        sys.exit("params.yaml has no train.random_forest.n_estimators line to change")
+    (project / "params.yaml").write_text(text)
+
+
+def expect(output: str, ran: tuple[str, ...], skipped: tuple[str, ...], what: str) -> None:
+    """Stop if DVC did not run (and skip) exactly the stages this measurement is about."""
+    problems = [f"stage {s} did not run" for s in ran if f"Running stage '{s}'" not in output]
+    problems += [f"stage {s} was not skipped" for s in skipped if f"Stage '{s}' didn't change" not in output]
+    if "Restored stage" in output:
+        problems.append("a stage was restored from the run-cache")
+    if problems:
+        sys.exit(f"{what}: {'; '.join(problems)}\n{output}")
+
+
+# --- one iteration ------------------------------------------------------------------------------
+
+
+class Bench:
+    """A baked project and the measurements taken in it."""
+
+    def __init__(self, project: Path, pycache: Path):
+        self.project = project
+        self.pycache = pycache
+        self.env = project_env(project, pycache)
+        self.package = package_name(project)
+        self.base_params = (project / "params.yaml").read_text()
+        self.raw_cache_entry = raw_data_cache_entry(project)
+        self.samples: Samples = defaultdict(list)
+
+    def record(self, name: str, args: list[str], env: dict[str, str] | None = None) -> str:
+        seconds, output = timed(args, self.project, env or self.env)
+        self.samples[name].append(seconds)
+        return output
+
+    def dvc_repro(self, name: str) -> str:
+        return self.record(name, ["dvc", "repro"])
+
+    def direct_stages(self, stages: tuple[str, ...], total_name: str, per_stage: bool) -> None:
+        """Run stages as separate `python -m` processes, stopping at the first failure (like `&&`)."""
+        total = 0.0
+        for stage in stages:
+            seconds, _ = timed(["python", "-m", f"{self.package}.{stage}"], self.project, self.env)
+            total += seconds
+            if per_stage:
+                self.samples[f"direct {stage}"].append(seconds)
+        self.samples[total_name].append(total)
+
+    def dvc_block(self, n_estimators: int) -> None:
+        (self.project / "params.yaml").write_text(self.base_params)
+        reset_for_cold_dvc(self.project, self.raw_cache_entry)
+        expect(self.dvc_repro("dvc cold"), STAGES, (), "cold dvc repro")
+        expect(self.dvc_repro("dvc no-op"), (), STAGES, "no-op dvc repro")
+        set_n_estimators(self.project, self.base_params, n_estimators)
+        expect(self.dvc_repro("dvc param change"), ("train", "evaluate"), ("prepare",), "param-change dvc repro")
+
+    def direct_block(self, n_estimators: int) -> None:
+        (self.project / "params.yaml").write_text(self.base_params)
+        remove_outputs(self.project)
+        self.direct_stages(STAGES, "direct all", per_stage=True)
+        set_n_estimators(self.project, self.base_params, n_estimators)
+        self.direct_stages(("train", "evaluate"), "direct train+evaluate", per_stage=False)
+
+    def startup_costs(self) -> None:
+        self.record("dvc --version", ["dvc", "--version"])
+        self.record("import", ["python", "-c", HEAVY_IMPORTS])
+        # An empty cache directory that is never written to: every module is compiled from source.
+        uncached = project_env(self.project, self.pycache.with_name("no-pycache"), write_bytecode=False)
+        self.record("import, no bytecode cache", ["python", "-c", HEAVY_IMPORTS], env=uncached)
+
+    def iteration(self, number: int) -> None:
+        """DVC and direct blocks in alternating order, then the start-up costs."""
+        n_estimators = BASE_N_ESTIMATORS + number  # fresh each iteration: no run-cache hit possible
+        blocks: list[Callable[[int], None]] = [self.dvc_block, self.direct_block]
+        if number % 2 == 0:
+            blocks.reverse()
+        for block in blocks:
+            block(n_estimators)
+        self.startup_costs()
+
+    def warm_up(self) -> None:
+        """One untimed DVC and direct run: fills the bytecode cache and the OS file cache."""
+        reset_for_cold_dvc(self.project, self.raw_cache_entry)
+        run(["dvc", "repro"], self.project, self.env)
+        for stage in STAGES:
+            run(["python", "-m", f"{self.package}.{stage}"], self.project, self.env)
+        run(["python", "-c", HEAVY_IMPORTS], self.project, self.env)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+ROWS = [
+    ("dvc cold", "(a) cold `dvc repro` (3 stages)"),
+    ("direct all", "(d) direct prepare + train + evaluate"),
+    ("dvc no-op", "(b) no-op `dvc repro`"),
+    ("dvc param change", "(c) `dvc repro` after n_estimators change (train + evaluate)"),
+    ("direct train+evaluate", "(d) direct train + evaluate"),
+    ("direct prepare", "direct `prepare`"),
+    ("direct train", "direct `train`"),
+    ("direct evaluate", "direct `evaluate`"),
+    ("dvc --version", "`dvc --version` (DVC CLI start-up)"),
+    ("import", f"`python -c \"{HEAVY_IMPORTS}\"`"),
+    ("import, no bytecode cache", "same import, no bytecode cache (compiled from source)"),
+]
+
+
+def median(samples: Samples, name: str) -> float:
+    return statistics.median(samples[name])
+
+
+def measurement_table(samples: Samples) -> str:
+    lines = ["| Measurement | median (s) | min (s) | max (s) | runs |", "|---|---:|---:|---:|---:|"]
+    for name, label in ROWS:
+        values = samples[name]
+        lines.append(
+            f"| {label} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} | {len(values)} |"
+        )
+    return "\n".join(lines)
+
+
+def ratio_table(samples: Samples) -> str:
+    cold = median(samples, "dvc cold") / median(samples, "direct all")
+    cold_extra = median(samples, "dvc cold") - median(samples, "direct all")
+    no_op = median(samples, "dvc no-op")
+    change = median(samples, "dvc param change") / median(samples, "direct train+evaluate")
+    change_extra = median(samples, "dvc param change") - median(samples, "direct train+evaluate")
+    lines = [
+        "| Comparison (ratio of medians) | value | target | met |",
+        "|---|---:|---:|:---:|",
+        f"| cold DVC / direct | {cold:.2f} (+{cold_extra:.2f} s) | ≤ {COLD_OVERHEAD_TARGET:.2f} | "
+        f"{'yes' if cold <= COLD_OVERHEAD_TARGET else 'no'} |",
+        f"| no-op `dvc repro` | {no_op:.2f} s | < {NO_OP_TARGET_SECONDS:.0f} s | "
+        f"{'yes' if no_op < NO_OP_TARGET_SECONDS else 'no'} |",
+        f"| param-change DVC / direct train + evaluate | {change:.2f} (+{change_extra:.2f} s) | – | – |",
+    ]
+    return "\n".join(lines)
+
+
+def stage_summary(samples: Samples) -> str:
+    """Which stage dominates, and how much of each stage is the bare import cost."""
+    stages = {stage: median(samples, f"direct {stage}") for stage in STAGES}
+    slowest = max(stages, key=stages.get)
+    total = sum(stages.values())
+    imports = median(samples, "import")
+    shares = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in stages.items())
+    return (
+        f"Direct stage medians: {shares}. `{slowest}` dominates ({stages[slowest] / total:.0%} of the direct "
+        f"pipeline). The bare import of sklearn.ensemble, pandas, matplotlib.pyplot and dvclive takes "
+        f"{imports:.2f} s ({median(samples, 'import, no bytecode cache'):.2f} s without a bytecode cache); "
+        f"`dvc` itself needs {median(samples, 'dvc --version'):.2f} s just to start."
+    )
+
+
+def report(samples: Samples, runs: int, machine: dict[str, str], elapsed: float) -> str:
+    header = "\n".join(
+        [
+            "# Pipeline benchmark: `dvc repro` vs. running the stages directly",
+            "",
+            f"- Date: {machine['date']}",
+            f"- Machine: `nproc` = {machine['nproc']}, load average at start {machine['load_start']}, "
+            f"at end {machine['load_end']}",
+            f"- Python {machine['python']}, DVC {machine['dvc']}",
+            f"- Command: `{machine['command']}` ({runs} runs each, {elapsed / 60:.1f} min in total)",
+            "- Project: the default bake (breast_cancer, random forest); bytecode cache warmed first.",
+            "- n_estimators for (c): a fresh value each run (101, 102, ...), so the run-cache never "
+            "restores it; the run-cache is not cleared for (c).",
+        ]
+    )
+    return "\n\n".join([header, measurement_table(samples), ratio_table(samples), stage_summary(samples)]) + "\n"
+
+
+def machine_info(project: Path, env: dict[str, str]) -> dict[str, str]:
+    return {
+        "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "nproc": run(["nproc"], project, env).stdout.strip(),
+        "python": platform.python_version(),
+        "dvc": run(["dvc", "--version"], project, env).stdout.strip(),
+        "command": shlex.join([os.path.relpath(sys.executable, Path.cwd()), *sys.argv]),
+        "load_start": load_average(),
+    }
+
+
+def load_average() -> str:
+    return " ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="measurements of each kind (default 5)")
+    runs = parser.parse_args().runs
+    if runs < 1:
+        parser.error("--runs must be at least 1")
+
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        workdir = Path(tmp)
+        pycache = workdir / "pycache"
+        print(f"baking the default project into {workdir} ...", file=sys.stderr)
+        bench = Bench(bake_default_project(workdir, pycache), pycache)
+        machine = machine_info(bench.project, bench.env)
+        print("warming up (untimed) ...", file=sys.stderr)
+        bench.warm_up()
+        for number in range(1, runs + 1):
+            print(f"run {number}/{runs} ...", file=sys.stderr)
+            bench.iteration(number)
+    machine["load_end"] = load_average()
+
+    text = report(bench.samples, runs, machine, time.perf_counter() - started)
+    print(text)
+    RESULTS_FILE.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
