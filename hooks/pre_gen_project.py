@@ -18,8 +18,8 @@ BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$|^[a-z0-9]+(-[a-z0-9]+)*$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # git check-ref-format --branch: no component starts with '.' or ends with '.lock', no '..', '//',
-# '@{' or backslash, not '-...', 'HEAD' or '@'; none of the characters git forbids; no trailing '/' or '.'.
-BRANCH = re.compile(r"^(?![/.-]|HEAD$|@$|.*([/.]\.|//|@\{|\\|\.lock(/|$)))[^\x00-\x20~^:?*\[\x7f]+(?<![/.])$")
+# '@{' or backslash, not '-...' or 'HEAD'; none of the characters git forbids; no trailing '/' or '.'.
+BRANCH = re.compile(r"^(?![/.-]|HEAD$|.*([/.]\.|//|@\{|\\|\.lock(/|$)))[^\x00-\x20~^:?*\[\x7f]+(?<![/.])$")
 # configobj, which reads .dvc/config, takes an unquoted '#' as the start of a comment and ',' as a
 # list separator: the remote url would be silently cut short or become a list that breaks dvc.
 DVC_CONFIG_SPECIAL = ("#", ",")

@@ -3,9 +3,7 @@ DVC, git is set up (or cleanly skipped), and cruft can create and check a projec
 
 import hashlib
 import json
-import os
 import shutil
-import subprocess
 import tomllib
 from pathlib import Path
 
@@ -29,6 +27,8 @@ PARSERS = {
     ".toml": tomllib.loads,
     ".json": json.loads,
 }
+
+LONG_NAME = ("Exceptionally long project name " * 4)[:120]
 
 # Answers that break naive templating: quotes and backslashes end or escape strings, emoji outside
 # the BMP become surrogate pairs in Jinja's tojson, Cyrillic must be transliterated into the slug,
@@ -59,7 +59,7 @@ AWKWARD = {
         "author_name": "null",
     },
     "control-characters": {"description": "tab\there NEL\x85 LS\u2028 C1\x80 DEL\x7f end"},
-    "long-name": {"project_name": " ".join(["Exceptionally long project name"] * 4)[:120]},
+    "long-name": {"project_name": LONG_NAME},
     "custom-endpoint": {"s3_endpoint_url": "https://minio.example.com:9000", "s3_prefix": "team/project-1"},
     "no-git": {"init_git": False},
     **{f"dataset-{name}": {"dataset": name} for name in DATASETS},
@@ -73,6 +73,7 @@ DEFAULT_TREE = [
     ".dvcignore",
     ".gitignore",
     ".pre-commit-config.yaml",
+    "data/README.md",
     "data/raw/.gitignore",
     "data/raw/dataset.csv.dvc",
     "dvc.yaml",
@@ -149,8 +150,7 @@ def test_non_ascii_name_gets_a_transliterated_slug(bake):
 
 
 def test_long_name_still_derives_a_valid_bucket(bake):
-    name = "Exceptionally long project name " * 4
-    project = bake(project_name=name[:120])
+    project = bake(project_name=LONG_NAME)
     recorded = recorded_answers(project)
     assert len(recorded["project_slug"]) > 63  # long enough that the bucket had to be cut short
     assert len(recorded["s3_bucket"]) <= 63
@@ -188,7 +188,6 @@ def default_project(tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("default")
     result = bake_cli(output)
     assert result.returncode == 0, result.stderr
-    slug = hook.SLUG.pattern and json.loads(result.stdout or "null") if False else None  # noqa: F841
     (project,) = [path for path in output.iterdir() if (path / ".cookiecutter.json").is_file()]
     return project
 
@@ -354,10 +353,3 @@ def test_cruft_creates_and_checks_a_project(tmp_path):
     assert (project / ".git").is_dir() and (project / "data/raw/dataset.csv.dvc").is_file()  # hooks ran
     checked = run([cruft, "check"], project)
     assert "up to date" in checked.stdout
-
-
-def test_environment_of_tests_is_not_leaking_git_variables():
-    # run() relies on project_env dropping GIT_*; a leaked GIT_DIR would point git at another repo.
-    assert not any(key.startswith("GIT_DIR") for key in project_env(Path.cwd()))
-    assert os.environ.get("GIT_DIR") is None or "GIT_DIR" not in project_env(Path.cwd())
-    assert subprocess  # noqa: B018

@@ -8,6 +8,7 @@ import importlib.util
 import subprocess
 
 import pytest
+
 from .conftest import TEMPLATE, bake_cli
 
 spec = importlib.util.spec_from_file_location("pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py")

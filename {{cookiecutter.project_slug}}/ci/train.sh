@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The train job: restore or reproduce the pipeline, share the results through the S3 remote, and
+# keep every commit's dvc.lock true to its params and code (so `git checkout X && dvc pull`
+# brings back exactly the model of commit X).
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+if ! has_s3_credentials; then
+  if is_fork_merge_request; then
+    echo "Merge request from a fork: this pipeline has no S3 credentials, so training is skipped"
+    echo "(the tests ran). A maintainer can run the pipeline in this project from the merge request."
+    exit 0
+  fi
+  fail "AWS_ACCESS_KEY_ID is not set: add AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as masked, not protected CI/CD variables (Settings > CI/CD > Variables)."
+fi
+
+remote=$(dvc remote default)
+if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
+  # .dvc/config's endpointurl would win over the environment; the local config wins over both.
+  dvc remote modify --local "$remote" endpointurl "$AWS_ENDPOINT_URL_S3"
+fi
+
+# Preflight: reading the raw data proves the remote is reachable and the credentials work.
+if ! pulled=$(dvc pull --quiet data/raw/dataset.csv.dvc 2>&1); then
+  echo "$pulled" >&2
+  fail "cannot read the DVC remote '$remote' ($(dvc remote list | grep "^$remote" | cut -f2)): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
+fi
+
+# Stages whose deps and params were already run anywhere come back from the run-cache.
+dvc repro --pull
+
+if is_fork_merge_request; then
+  echo "Merge request from a fork: results are not pushed to the remote."
+else
+  dvc push --run-cache
+fi
+
+if [ -z "$(git status --porcelain -- dvc.lock)" ]; then
+  echo "dvc.lock matches this commit."
+  exit 0
+fi
+
+stale="dvc.lock does not match params.yaml and the code of this commit"
+fix="run 'dvc repro --pull' (it restores these results from the remote) and commit dvc.lock"
+if ! is_merge_request || is_fork_merge_request || [ -z "${REPO_TOKEN:-}" ]; then
+  fail "$stale: $fix."
+fi
+
+# Same-project merge request: commit the reproduced dvc.lock to its branch. The next pipeline
+# restores every stage from the run-cache, and the branch stays mergeable with a true dvc.lock.
+branch="$CI_MERGE_REQUEST_SOURCE_BRANCH_NAME"
+push_url="${DVC_LOCK_PUSH_URL:-${CI_SERVER_PROTOCOL}://oauth2:${REPO_TOKEN}@${CI_REPOSITORY_URL#*@}}"
+git -c user.name="${GITLAB_USER_NAME:-CI}" -c user.email="${GITLAB_USER_EMAIL:-ci@localhost}" \
+  commit --quiet --no-verify --message "Update dvc.lock from pipeline ${CI_PIPELINE_ID:-local}" -- dvc.lock
+# The lease refuses the push when the branch has moved on: its newer pipeline checks dvc.lock.
+if git push --quiet --force-with-lease="refs/heads/$branch:$CI_COMMIT_SHA" "$push_url" "HEAD:refs/heads/$branch" 2>/dev/null; then
+  echo "$stale: pushed the reproduced dvc.lock to '$branch' as $(git rev-parse --short HEAD)."
+else
+  echo "$stale, and '$branch' has moved on since $CI_COMMIT_SHA: its newer pipeline takes over."
+fi

@@ -1,0 +1,190 @@
+"""Compare this workspace with another git revision: the merge-request report.
+
+    python -m {{ cookiecutter.package_name }}.report --base origin/main --output report
+
+writes `report/report.md` with the changed parameters, a metrics table (base, this change, delta)
+and PNG charts that draw both sides together. CI posts it to the merge request with CML; run the
+same command locally to preview it. The base revision's metrics and plot data are read through
+DVC, which fetches them from the remote when they are not in the local cache.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import dvc.api
+import matplotlib.pyplot as plt
+import numpy as np
+from dvc.exceptions import DvcException
+from dvc.scm import SCMError
+
+from .config import EVALUATION_DIR, PARAMS_FILE
+
+METRICS_FILE = EVALUATION_DIR / "metrics.json"
+PLOTS_DIR = EVALUATION_DIR / "plots"
+CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
+WORKSPACE = "this change"
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def read_revision(path: Path, rev: str | None):
+    """The JSON or YAML content of a pipeline file at `rev` (None: the workspace); None if absent."""
+    try:
+        if rev is None:
+            text = path.read_text(encoding="utf-8")
+        else:
+            text = dvc.api.read(str(path), rev=rev, encoding="utf-8")
+    except (FileNotFoundError, DvcException, SCMError):
+        return None
+    if path.suffix == ".json":
+        return json.loads(text)
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def changed_params(base: dict, head: dict) -> list[tuple[str, object, object]]:
+    old, new = flatten(base or {}), flatten(head or {})
+    return [(key, old.get(key, "—"), new.get(key, "—")) for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+
+
+def metric_rows(base: dict | None, head: dict) -> list[tuple[str, str, str, str]]:
+    rows = []
+    for name, value in head.items():
+        before = (base or {}).get(name)
+        delta = f"{value - before:+.4f}" if isinstance(before, int | float) else "—"
+        rows.append((name, "—" if before is None else f"{before:.4f}", f"{value:.4f}", delta))
+    return rows
+
+
+def table(header: list[str], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(f"`{c}`" if i == 0 else str(c) for i, c in enumerate(row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def curve_chart(kind: str, sides: dict[str, dict], output: Path) -> Path | None:
+    x, y, title = CURVES[kind]
+    fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
+    drawn = False
+    for label, plots in sides.items():
+        points = (plots or {}).get(kind)
+        if points:
+            ax.plot([p[x] for p in points[kind]], [p[y] for p in points[kind]], label=label, linewidth=2)
+            drawn = True
+    ax.set(xlabel=x, ylabel=y, title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="lower right" if kind == "roc" else "lower left")
+    path = output / f"{kind}.png"
+    if drawn:
+        fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path if drawn else None
+
+
+def confusion_chart(sides: dict[str, dict], output: Path) -> Path | None:
+    matrices = {}
+    for label, plots in sides.items():
+        pairs = (plots or {}).get("confusion_matrix")
+        if pairs:
+            classes = sorted({p["actual"] for p in pairs} | {p["predicted"] for p in pairs}, key=_numeric_first)
+            index = {c: i for i, c in enumerate(classes)}
+            counts = np.zeros((len(classes), len(classes)), dtype=int)
+            for p in pairs:
+                counts[index[p["actual"]], index[p["predicted"]]] += 1
+            matrices[label] = (classes, counts)
+    if not matrices:
+        return None
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.5 * len(matrices), 4.2), layout="constrained", squeeze=False)
+    for ax, (label, (classes, counts)) in zip(axes[0], matrices.items(), strict=True):
+        ax.imshow(counts, cmap="Blues")
+        for (i, j), n in np.ndenumerate(counts):
+            ax.text(j, i, str(n), ha="center", va="center", color="white" if n > counts.max() / 2 else "black")
+        ax.set(title=label, xlabel="predicted", ylabel="actual", xticks=range(len(classes)), yticks=range(len(classes)))
+        ax.set_xticklabels(classes)
+        ax.set_yticklabels(classes)
+    path = output / "confusion_matrix.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _numeric_first(label: str):
+    return (0, float(label), label) if label.lstrip("-").replace(".", "", 1).isdigit() else (1, 0, label)
+
+
+def read_plots(rev: str | None) -> dict:
+    plots = {}
+    for name in (*CURVES, "confusion_matrix"):
+        data = read_revision(PLOTS_DIR / "sklearn" / f"{name}.json", rev)
+        if data is not None:
+            plots[name] = data
+    return plots
+
+
+def check_revision(rev: str) -> None:
+    found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], capture_output=True)
+    if found.returncode != 0:
+        raise SystemExit(
+            f"error: git revision {rev!r} is unknown here; fetch it first "
+            f"(for a branch: git fetch --depth=1 origin +refs/heads/B:refs/remotes/origin/B)."
+        )
+
+
+def build_report(base: str, output: Path) -> Path:
+    check_revision(base)
+    head_metrics = read_revision(METRICS_FILE, None)
+    if head_metrics is None:
+        raise SystemExit(f"error: {METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
+    base_metrics = read_revision(METRICS_FILE, base)
+    if output.exists():
+        shutil.rmtree(output)
+    output.mkdir(parents=True)
+    label = f"base ({base})"
+    sides = {label: read_plots(base), WORKSPACE: read_plots(None)}
+
+    lines = [f"## Model report: {WORKSPACE} vs `{base}`", ""]
+    if base_metrics is None:
+        lines += [f"> `{base}` has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
+    params = changed_params(read_revision(PARAMS_FILE, base), read_revision(PARAMS_FILE, None))
+    lines += ["### Parameters", ""]
+    lines += [table(["parameter", base, WORKSPACE], params) if params else "No parameter changed.", ""]
+    lines += ["### Metrics (test set)", "", table(["metric", base, WORKSPACE, "delta"], metric_rows(base_metrics, head_metrics)), ""]
+
+    charts = [curve_chart("roc", sides, output), curve_chart("precision_recall", sides, output), confusion_chart(sides, output)]
+    importance = PLOTS_DIR / "images" / "feature_importance.png"
+    if importance.exists():
+        charts.append(Path(shutil.copy(importance, output / "feature_importance.png")))
+    lines += ["### Plots", ""] + [f"![{chart.stem}](./{chart.name})" for chart in charts if chart] + [""]
+    report = output / "report.md"
+    report.write_text("\n".join(lines), encoding="utf-8")
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
+    parser.add_argument("--output", type=Path, default=Path("report"), help="folder for report.md and images")
+    args = parser.parse_args(argv)
+    report = build_report(args.base, args.output)
+    print(f"report: {report}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
