@@ -164,8 +164,9 @@ def test_python_version_sets_requires_python_and_ruff_target(bake, version):
     assert_rendered_cleanly(project, {"python_version": version})
     tool = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
     assert tool["ruff"]["target-version"] == "py" + version.replace(".", "")
-    # ruff refuses a target-version it does not know, so this also proves the value is usable.
-    run([str(VENV_BIN / "ruff"), "check", "--no-cache", "."], project)
+    # ruff exits 2 on a target-version it does not know; --exit-zero leaves lint findings to
+    # test_pipeline.py, so this checks only that the rendered setting is usable.
+    run([str(VENV_BIN / "ruff"), "check", "--no-cache", "--exit-zero", "."], project)
 
 
 @pytest.mark.parametrize("name", DATASETS)
@@ -263,9 +264,7 @@ def test_dvc_config_keeps_a_custom_endpoint(bake):
 
 @pytest.mark.slow
 def test_dvc_sees_the_raw_data_as_committed_and_cached(default_project):
-    # A wrong md5 would show as "modified", a missing cache entry as "not in cache".
-    status = json.loads(run(["dvc", "status", "--json", "data/raw/dataset.csv.dvc"], default_project).stdout)
-    assert status == {}
+    # A wrong md5 or size would show the file as "uncommitted", a missing cache entry as "not_in_cache".
     data_status = run(["dvc", "data", "status", "--json", "--unchanged"], default_project).stdout
     assert json.loads(data_status) == {"unchanged": ["data/raw/dataset.csv"]}
 

@@ -1,6 +1,6 @@
 """Compare this workspace with another git revision: the merge-request report.
 
-    python -m {{ cookiecutter.package_name }}.report --base origin/main --output report
+    python -m {{cookiecutter.package_name}}.report --base origin/main --output report
 
 writes `report/report.md` with the changed parameters, a metrics table (base, this change, delta)
 and PNG charts that draw both sides together. CI posts it to the merge request with CML; run the
@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import dvc.api
 import matplotlib.pyplot as plt
 import numpy as np
+import yaml
 from dvc.exceptions import DvcException
 from dvc.scm import SCMError
 
@@ -47,22 +48,21 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 def read_revision(path: Path, rev: str | None):
     """The JSON or YAML content of a pipeline file at `rev` (None: the workspace); None if absent."""
     try:
-        if rev is None:
-            text = path.read_text(encoding="utf-8")
-        else:
-            text = dvc.api.read(str(path), rev=rev, encoding="utf-8")
+        text = path.read_text(encoding="utf-8") if rev is None else dvc.api.read(str(path), rev=rev, encoding="utf-8")
     except (FileNotFoundError, DvcException, SCMError):
         return None
     if path.suffix == ".json":
         return json.loads(text)
-    import yaml
-
     return yaml.safe_load(text)
 
 
 def changed_params(base: dict, head: dict) -> list[tuple[str, object, object]]:
     old, new = flatten(base or {}), flatten(head or {})
-    return [(key, old.get(key, "—"), new.get(key, "—")) for key in sorted(old.keys() | new.keys()) if old.get(key) != new.get(key)]
+    return [
+        (key, old.get(key, "—"), new.get(key, "—"))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
 
 
 def metric_rows(base: dict | None, head: dict) -> list[tuple[str, str, str, str]]:
@@ -165,9 +165,18 @@ def build_report(base: str, output: Path) -> Path:
     params = changed_params(read_revision(PARAMS_FILE, base), read_revision(PARAMS_FILE, None))
     lines += ["### Parameters", ""]
     lines += [table(["parameter", base, WORKSPACE], params) if params else "No parameter changed.", ""]
-    lines += ["### Metrics (test set)", "", table(["metric", base, WORKSPACE, "delta"], metric_rows(base_metrics, head_metrics)), ""]
+    lines += [
+        "### Metrics (test set)",
+        "",
+        table(["metric", base, WORKSPACE, "delta"], metric_rows(base_metrics, head_metrics)),
+        "",
+    ]
 
-    charts = [curve_chart("roc", sides, output), curve_chart("precision_recall", sides, output), confusion_chart(sides, output)]
+    charts = [
+        curve_chart("roc", sides, output),
+        curve_chart("precision_recall", sides, output),
+        confusion_chart(sides, output),
+    ]
     importance = PLOTS_DIR / "images" / "feature_importance.png"
     if importance.exists():
         charts.append(Path(shutil.copy(importance, output / "feature_importance.png")))
