@@ -1,5 +1,6 @@
 """Shared helpers: bake the template, run commands in a baked project, a loopback S3 server."""
 
+import logging
 import os
 import shutil
 import subprocess
@@ -72,6 +73,7 @@ def bake(cookies):
 @pytest.fixture(scope="session")
 def s3_endpoint():
     """moto's S3 server on 127.0.0.1 (a real S3 HTTP API), stopped when the session ends."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

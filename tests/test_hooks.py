@@ -227,20 +227,20 @@ CONFIG_FILES = {"cookiecutter-config.yaml", "cc", "replay"}  # what bake_cli its
 
 
 @pytest.mark.parametrize(
-    ("answer", "field", "value"),
+    ("field", "value"),
     [
-        ("project_slug=Bad Slug", "project_slug", "Bad Slug"),
-        ("package_name=2fast", "package_name", "2fast"),
-        ("s3_bucket=Bad_Bucket", "s3_bucket", "Bad_Bucket"),
-        ("s3_prefix=/dvc", "s3_prefix", "/dvc"),
-        ("aws_region=US East", "aws_region", "US East"),
-        ("s3_endpoint_url=ftp://minio.example.com", "s3_endpoint_url", "ftp://minio.example.com"),
-        ("author_email=nobody", "author_email", "nobody"),
-        ("default_branch=.hidden", "default_branch", ".hidden"),
+        ("project_slug", "Bad Slug"),
+        ("package_name", "2fast"),
+        ("s3_bucket", "Bad_Bucket"),
+        ("s3_prefix", "/dvc"),
+        ("aws_region", "US East"),
+        ("s3_endpoint_url", "ftp://minio.example.com"),
+        ("author_email", "nobody"),
+        ("default_branch", ".hidden"),
     ],
 )
-def test_cli_refuses_bad_answer_and_writes_nothing(tmp_path, answer, field, value):
-    result = bake_cli(tmp_path, answer)
+def test_cli_refuses_bad_answer_and_writes_nothing(tmp_path, field, value):
+    result = bake_cli(tmp_path, f"{field}={value}")
     assert result.returncode != 0
     expected = f"ERROR: {hook.RULES[field](value)}"
     assert expected.startswith(f"ERROR: {field} {value!r} ")

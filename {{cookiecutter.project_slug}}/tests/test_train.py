@@ -39,3 +39,12 @@ def test_invalid_value_reported_by_scikit_learn(project, params):
     with pytest.raises(PipelineError, match="n_estimators"):
         train(params)
     assert not MODEL_FILE.exists()
+
+
+def test_retraining_gives_a_byte_identical_model(project, params):
+    """dvc.lock must not change when nothing changed, so the saved model is deterministic."""
+    prepare(params)
+    train(params)
+    first = MODEL_FILE.read_bytes()
+    train(params)
+    assert MODEL_FILE.read_bytes() == first
