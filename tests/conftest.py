@@ -18,12 +18,13 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     """Environment for commands in a baked project: this venv's tools, the project's src on the path.
 
     PYTHONPATH=src stands in for `pip install -e .` (tested once for real in test_pipeline.py), so
-    every baked project can share the template's environment.
+    every baked project can share the template's environment. Bytecode writing stays on: each
+    stage is a new process importing scikit-learn, and without .pyc files that costs seconds more.
     """
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AWS_", "GIT_", "CI_", "GCL_", "PYTEST_"))
+        if not key.startswith(("AWS_", "GIT_", "CI_", "GCL_", "PYTEST_")) and key != "PYTHONDONTWRITEBYTECODE"
     }
     env.update(
         PATH=f"{VENV_BIN}{os.pathsep}{env['PATH']}",
