@@ -9,12 +9,12 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench lock clean rsync
 
-demo: $(VENV)/.installed
-	$(BIN)/python tools/demo.py
+demo: $(VENV)/.installed node_modules/.installed rsync
+	$(BIN)/python -m tools.demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m pytest -n 2 tests
 
 lint: $(VENV)/.installed
@@ -34,6 +34,16 @@ $(VENV)/.installed: requirements/dev.txt
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/dev.txt
 	touch $@
 
+# gitlab-ci-local, pinned in package-lock.json, runs the generated pipeline in the tests.
+node_modules/.installed: package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# gitlab-ci-local copies job workspaces with rsync, even in shell mode.
+rsync:
+	@command -v rsync >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq rsync >/dev/null; } \
+		|| { echo "error: rsync is missing: install it (Debian/Ubuntu: sudo apt-get install rsync)." >&2; exit 1; }
+
 # Re-pin both lock files after editing requirements/*.in.
 lock: $(VENV)/.installed
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/dev.in -o requirements/dev.txt
@@ -41,4 +51,4 @@ lock: $(VENV)/.installed
 		-o '{{cookiecutter.project_slug}}/requirements.lock'
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache build

@@ -1,0 +1,121 @@
+"""`make demo`: the whole story on one machine, offline.
+
+1. bake the default project into build/demo/ (cookiecutter, no questions asked);
+2. start a local S3 server (moto, 127.0.0.1) as the project's DVC remote;
+3. train locally: `dvc repro`, commit dvc.lock, `dvc push`, print the metrics and plots;
+4. run the project's GitLab pipeline for the default branch with gitlab-ci-local;
+5. open a merge request that changes a training parameter and run its pipeline: the report
+   (markdown and PNG charts) lands in build/demo/report/, and the comment job calls CML.
+
+CML itself cannot be installed here, so step 5 posts through the strict stand-in the tests use:
+the real posting happens only on GitLab. The S3 server is stopped at the end.
+"""
+
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+from moto.server import ThreadedMotoServer
+
+from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run, s3_env
+from tests.gitlab import GitLabApiDouble, LocalGitLab
+
+SCRATCH = TEMPLATE / "build" / "demo"
+BRANCH = "fewer-trees"
+
+
+def step(text: str) -> None:
+    print(f"\n== {text}", flush=True)
+
+
+def said(run, job: str) -> str:
+    """The last line a job's own commands printed (gitlab-ci-local marks them with '> ')."""
+    lines = [line[2:] for line in run.job_log(job).splitlines() if line.startswith("> ")]
+    return lines[-1] if lines else "(no output)"
+
+
+def show_metrics(project: Path) -> None:
+    metrics = json.loads((project / "reports/evaluation/metrics.json").read_text())
+    print("   " + "  ".join(f"{name}={value:.3f}" for name, value in metrics.items()))
+
+
+def main() -> int:
+    if SCRATCH.exists():
+        shutil.rmtree(SCRATCH)
+    SCRATCH.mkdir(parents=True)
+
+    step(f"Bake the default project into {SCRATCH.relative_to(TEMPLATE)}/")
+    # The jobs run on this machine's Python, so the project targets it (the default is newer).
+    baked = bake_cli(SCRATCH, f"python_version={sys.version_info.major}.{sys.version_info.minor}")
+    if baked.returncode != 0:
+        print(baked.stderr, file=sys.stderr)
+        return 1
+    project = next(path for path in SCRATCH.iterdir() if (path / "dvc.yaml").exists())
+    answers = json.loads((project / ".cookiecutter.json").read_text())
+    print(f"   {project}")
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        step(f"Local S3 server on {endpoint}, bucket s3://{answers['s3_bucket']}/{answers['s3_prefix']}")
+        env = s3_env(project, endpoint, answers["s3_bucket"])
+
+        step("Train locally: dvc repro, commit dvc.lock, dvc push")
+        print(run(["dvc", "repro"], project, env).stdout.rstrip().replace("\n", "\n   "))
+        run(["git", "add", "--all"], project, env)
+        run(["git", "commit", "--quiet", "-m", "Train the first model"], project, env)
+        print("   " + run(["dvc", "push"], project, env).stdout.strip())
+        show_metrics(project)
+        plots = sorted(p.relative_to(project) for p in (project / "reports/evaluation/plots").rglob("*.*"))
+        print("   plots: " + ", ".join(map(str, plots)))
+
+        step("Prepare the jobs' Python environment (uv, from requirements.lock)")
+        jobs_venv = SCRATCH / "jobs-venv"
+        venv_env = {k: v for k, v in project_env(project).items() if k != "PYTHONPATH"}
+        run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(jobs_venv)], project, venv_env)
+        venv_env["VIRTUAL_ENV"] = str(jobs_venv)
+        run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock"], project, venv_env)
+
+        with GitLabApiDouble() as api_url:
+            gitlab = LocalGitLab(project, jobs_venv, endpoint, api_url)
+            step("Default-branch pipeline (gitlab-ci-local): test, train")
+            main_run = gitlab.pipeline("test", "train")
+            print(f"   train: {said(main_run, 'train')}")
+            if main_run.returncode != 0:
+                print(main_run.output, file=sys.stderr)
+                return 1
+
+            step(f"Merge request '{BRANCH}': n_estimators 100 -> 10; pipeline: train, report, comment")
+            gitlab.git("switch", "--quiet", "-c", BRANCH)
+            params = project / "params.yaml"
+            params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: 10"))
+            gitlab.git("commit", "--quiet", "-am", "Try 10 trees")
+            gitlab.push(BRANCH)
+            mr = gitlab.pipeline("train", "report", "comment", merge_request=True, source_branch=BRANCH)
+            for job in ("train", "report", "comment"):
+                print(f"   {job}: {said(mr, job)}")
+            if mr.returncode != 0:
+                print(mr.output, file=sys.stderr)
+                return 1
+
+        report_dir = SCRATCH / "report"
+        shutil.copytree(mr.artifact("report", "report"), report_dir)
+        step(f"The merge request report: {report_dir}/report.md")
+        print((report_dir / "report.md").read_text())
+        print(f"   images: {', '.join(sorted(p.name for p in report_dir.glob('*.png')))}")
+        [call] = gitlab.cml_calls()
+        print("   comment job ran: cml " + " ".join(call["argv"]))
+        print("   (CML stand-in: the real comment is posted only on GitLab)")
+    finally:
+        server.stop()
+        print("\n== Stopped the local S3 server.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
