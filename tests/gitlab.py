@@ -22,6 +22,16 @@ PROJECT_ID = "4242"
 TOKEN = "glpat-valid-test-token"
 
 
+def create_jobs_venv(project: Path, path: Path) -> Path:
+    """The environment the jobs' `uv pip install -r requirements.lock -e .` targets, as the image
+    would have it after a cache restore: the locked dependencies, installed once."""
+    env = {key: value for key, value in project_env(project).items() if key != "PYTHONPATH"}
+    run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(path)], project, env)
+    env["VIRTUAL_ENV"] = str(path)
+    run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock"], project, env)
+    return path
+
+
 class ProjectsApi(BaseHTTPRequestHandler):
     """GET /api/v4/projects/<id> answers 200 only for the valid token, like GitLab."""
 
@@ -84,7 +94,11 @@ class LocalGitLab:
 
         Jobs and this harness get it; gitlab-ci-local itself must not, as it derives the CI_PROJECT_*
         variables from the remote's URL."""
-        return {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": f"url.{self.origin}.insteadOf", "GIT_CONFIG_VALUE_0": PROJECT_URL}
+        return {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"url.{self.origin}.insteadOf",
+            "GIT_CONFIG_VALUE_0": PROJECT_URL,
+        }
 
     def env(self, rewrite: bool = True) -> dict[str, str]:
         """The runner's environment: jobs see the jobs venv and the `cml` stand-in on PATH."""

@@ -6,10 +6,9 @@ import re
 import uuid
 
 import pytest
-import yaml
 
-from .conftest import VENV_BIN, project_env, run, s3_env
-from .gitlab import PROJECT_URL, GitLabApiDouble, LocalGitLab
+from .conftest import run, s3_env
+from .gitlab import PROJECT_URL, GitLabApiDouble, LocalGitLab, create_jobs_venv
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +29,7 @@ def gitlab(bake, tmp_path, s3_endpoint):
     run(["git", "commit", "--quiet", "-m", "Add dvc.lock"], project, env)
     run(["dvc", "push", "--quiet", "data/raw/dataset.csv.dvc"], project, env)
 
-    jobs_venv = tmp_path / "jobs-venv"
-    venv_env = {k: v for k, v in project_env(project).items() if k != "PYTHONPATH"}
-    run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(jobs_venv)], project, venv_env)
-    venv_env["VIRTUAL_ENV"] = str(jobs_venv)
-    run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock"], project, venv_env)
+    jobs_venv = create_jobs_venv(project, tmp_path / "jobs-venv")
     with GitLabApiDouble() as api_url:
         yield LocalGitLab(project, jobs_venv, s3_endpoint, api_url)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run, s3_env
-from tests.gitlab import GitLabApiDouble, LocalGitLab
+from tests.conftest import TEMPLATE, bake_cli, run, s3_env
+from tests.gitlab import GitLabApiDouble, LocalGitLab, create_jobs_venv
 
 SCRATCH = TEMPLATE / "build" / "demo"
 BRANCH = "fewer-trees"
@@ -75,11 +75,7 @@ def main() -> int:
         print("   plots: " + ", ".join(map(str, plots)))
 
         step("Prepare the jobs' Python environment (uv, from requirements.lock)")
-        jobs_venv = SCRATCH / "jobs-venv"
-        venv_env = {k: v for k, v in project_env(project).items() if k != "PYTHONPATH"}
-        run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(jobs_venv)], project, venv_env)
-        venv_env["VIRTUAL_ENV"] = str(jobs_venv)
-        run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock"], project, venv_env)
+        jobs_venv = create_jobs_venv(project, SCRATCH / "jobs-venv")
 
         with GitLabApiDouble() as api_url:
             gitlab = LocalGitLab(project, jobs_venv, endpoint, api_url)
