@@ -65,6 +65,7 @@ DEFAULT_TREE = [
     ".gitignore",
     ".gitlab-ci.yml",
     ".pre-commit-config.yaml",
+    "README.md",
     "ci/comment.sh",
     "ci/common.sh",
     "ci/report.sh",
@@ -89,6 +90,7 @@ DEFAULT_TREE = [
     "tests/conftest.py",
     "tests/test_evaluate.py",
     "tests/test_prepare.py",
+    "tests/test_report.py",
     "tests/test_train.py",
 ]
 

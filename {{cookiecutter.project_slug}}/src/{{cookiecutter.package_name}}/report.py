@@ -81,27 +81,26 @@ def table(header: list[str], rows: list[tuple]) -> str:
 
 
 def curve_chart(kind: str, sides: dict[str, dict], output: Path) -> Path | None:
+    """Both sides' curves on one chart (DVCLive's `{kind: [{x: .., y: ..}, ...]}` data)."""
     x, y, title = CURVES[kind]
+    curves = {label: plots[kind][kind] for label, plots in sides.items() if plots.get(kind)}
+    if not curves:
+        return None
     fig, ax = plt.subplots(figsize=(5, 4.5), layout="constrained")
-    drawn = False
-    for label, plots in sides.items():
-        points = (plots or {}).get(kind)
-        if points:
-            ax.plot([p[x] for p in points[kind]], [p[y] for p in points[kind]], label=label, linewidth=2)
-            drawn = True
+    for label, points in curves.items():
+        ax.plot([p[x] for p in points], [p[y] for p in points], label=label, linewidth=2)
     ax.set(xlabel=x, ylabel=y, title=title, xlim=(0, 1), ylim=(0, 1.02))
     ax.legend(loc="lower right" if kind == "roc" else "lower left")
     path = output / f"{kind}.png"
-    if drawn:
-        fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
-    return path if drawn else None
+    return path
 
 
 def confusion_chart(sides: dict[str, dict], output: Path) -> Path | None:
     matrices = {}
     for label, plots in sides.items():
-        pairs = (plots or {}).get("confusion_matrix")
+        pairs = plots.get("confusion_matrix")
         if pairs:
             classes = sorted({p["actual"] for p in pairs} | {p["predicted"] for p in pairs}, key=_numeric_first)
             index = {c: i for i, c in enumerate(classes)}

@@ -1,0 +1,303 @@
+"""The generated .gitlab-ci.yml (and the template's own) as GitLab would read it, without a GitLab.
+
+GitLab's CI schema (check-jsonschema's vendored copy, offline) checks the structure; gitlab-ci-local
+checks what the schema cannot (stages, `needs:`) and evaluates `rules:` the way GitLab does. As
+gitlab-ci-local ignores `workflow:rules`, those are copied into a probe job's `rules:` and evaluated
+there. The rest are the static properties a reviewer would otherwise check by eye.
+"""
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run
+from .gitlab import GITLAB_CI_LOCAL, PROJECT_ID, PROJECT_URL
+
+QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
+CI_FILE = ".gitlab-ci.yml"
+# Top-level keys of a GitLab CI file that are not jobs.
+GLOBAL_KEYS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache"}
+GLOBAL_KEYS |= {"before_script", "after_script", "spec"}
+SCRIPT_KEYS = ("before_script", "script", "after_script")
+# Predefined variables the scenarios override (gitlab-ci-local warns on stdout otherwise).
+OVERRIDDEN = "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_OPEN_MERGE_REQUESTS"
+OVERRIDDEN += ",CI_MERGE_REQUEST_IID,CI_PROJECT_ID"
+
+VARIANTS = {
+    **{f"dataset-{name}": {"dataset": name} for name in QUESTIONS["dataset"]},
+    **{f"python-{version}": {"python_version": version} for version in QUESTIONS["python_version"]},
+    "custom-endpoint": {"s3_endpoint_url": "https://minio.example.com:9000", "s3_bucket": "ml-data"},
+    "cyrillic-name": {"project_name": "Классификатор опухолей", "author_name": "Анна Петрова"},
+}
+
+# Pipeline kinds, as the variables GitLab sets for them (gitlab-ci-local sets CI_COMMIT_BRANCH to
+# the checked-out branch and CI_PIPELINE_SOURCE to push unless told otherwise).
+MERGE_REQUEST = {
+    "variables": {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": "1",
+        "CI_MERGE_REQUEST_PROJECT_ID": PROJECT_ID,
+        "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": PROJECT_ID,
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+    },
+    "unset": ["CI_COMMIT_BRANCH"],  # real GitLab leaves it unset in MR pipelines
+}
+BRANCH_PUSH = {"variables": {"CI_PIPELINE_SOURCE": "push"}, "unset": []}
+WORKFLOW_SCENARIOS = {
+    "branch-push-without-merge-request": (BRANCH_PUSH, "on_success"),
+    # The MR pipeline of the same commit covers it: no duplicate pipeline.
+    "branch-push-with-open-merge-request": (
+        {"variables": {"CI_PIPELINE_SOURCE": "push", "CI_OPEN_MERGE_REQUESTS": "ml/demo!1"}, "unset": []},
+        "never",
+    ),
+    "merge-request-event": (MERGE_REQUEST, "on_success"),
+    "tag-push": (
+        {
+            "variables": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.0.0", "CI_COMMIT_REF_NAME": "v1.0.0"},
+            "unset": ["CI_COMMIT_BRANCH"],
+        },
+        "never",
+    ),
+}
+
+
+def check_jsonschema(ci_file: Path) -> subprocess.CompletedProcess:
+    """Validate against GitLab's CI schema as vendored in check-jsonschema (no network needed)."""
+    args = [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci"]
+    return subprocess.run([*args, ci_file.name], cwd=ci_file.parent, capture_output=True, text=True)
+
+
+def add_origin(repo: Path) -> None:
+    """A fake GitLab remote, so gitlab-ci-local derives realistic project variables."""
+    env = project_env(repo)
+    if run(["git", "remote"], repo, env).stdout.split() == []:
+        run(["git", "remote", "add", "origin", f"{PROJECT_URL}.git"], repo, env)
+        run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], repo, env)
+        run(["git", "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"], repo, env)
+
+
+def gitlab_ci_local(repo: Path, *args: str, scenario: dict | None = None, check: bool = True):
+    scenario = scenario or {"variables": {}, "unset": []}
+    command = [str(GITLAB_CI_LOCAL), "--home", str(repo.parent / "gcl-home"), "--ignore-predefined-vars", OVERRIDDEN]
+    command += [f"--variable={key}={value}" for key, value in scenario["variables"].items()]
+    command += [f"--unset-variable={key}" for key in scenario["unset"]]
+    return run([*command, *args], repo, project_env(repo), check=check)
+
+
+def list_json(repo: Path, scenario: dict, *args: str) -> dict[str, str]:
+    """Each job's `when` in this kind of pipeline ("never": not created)."""
+    result = gitlab_ci_local(repo, "--list-json", *args, scenario=scenario)
+    return {job["name"]: job["when"] for job in json.loads(result.stdout)}
+
+
+def load(project: Path) -> dict:
+    return yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+
+
+def jobs(config: dict, hidden: bool = True) -> dict[str, dict]:
+    """Jobs, and (hidden) the `.templates` they extend, which carry settings for them."""
+    return {
+        name: job
+        for name, job in config.items()
+        if name not in GLOBAL_KEYS and isinstance(job, dict) and (hidden or not name.startswith("."))
+    }
+
+
+def script_lines(config: dict) -> list[str]:
+    lines = []
+    for job in [config.get("default", {}), *jobs(config).values()]:
+        for key in SCRIPT_KEYS:
+            value = job.get(key, [])
+            lines += [value] if isinstance(value, str) else value
+    return lines
+
+
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory) -> Path:
+    output = tmp_path_factory.mktemp("default-bake")
+    result = bake_cli(output)
+    assert result.returncode == 0, result.stderr
+    [project] = [path.parent for path in output.glob("*/.cookiecutter.json")]
+    add_origin(project)
+    return project
+
+
+@pytest.fixture(scope="module")
+def config(default_project) -> dict:
+    return load(default_project)
+
+
+# --- Validity of every variant -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", VARIANTS.values(), ids=VARIANTS.keys())
+def test_generated_ci_file_is_valid_for_gitlab(bake, answers):
+    project = bake(**answers)
+    schema = check_jsonschema(project / CI_FILE)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    assert "ok -- validation done" in schema.stdout
+
+    add_origin(project)
+    listing = gitlab_ci_local(project, "--list").stdout
+    listed = [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
+    assert listed == ["test", "train"], listing  # report and comment are MR-only
+
+    if "python_version" in answers:  # the jobs run on the Python the project was made for
+        assert load(project)["variables"]["PYTHON_IMAGE"] == f"python:{answers['python_version']}"
+
+
+# A mistake of each kind the checks are used for, and the check and message that catch it.
+BROKEN = {
+    "schema": (lambda config: config["comment"].update(when="sometimes"), "schema", "sometimes"),
+    "missing-needs": (lambda config: config["report"].update(needs=["trian"]), "list", "[trian]"),
+    "undeclared-stage": (lambda config: config["report"].update(stage="publish"), "list", "stage:publish"),
+}
+
+
+@pytest.mark.parametrize(("breakage", "caught_by", "message"), BROKEN.values(), ids=BROKEN.keys())
+def test_the_checks_catch_a_broken_ci_file(default_project, tmp_path, breakage, caught_by, message):
+    """The two checks are not vacuous: each catches the kind of mistake it is used for."""
+    broken = load(default_project)
+    breakage(broken)
+    probe = tmp_path / "broken"
+    probe.mkdir()
+    (probe / CI_FILE).write_text(yaml.safe_dump(broken, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    if caught_by == "schema":
+        result = check_jsonschema(probe / CI_FILE)
+    else:
+        init_repo(probe)
+        result = gitlab_ci_local(probe, "--list", check=False)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+
+
+def test_template_repository_ci_file_is_valid():
+    """The template's own pipeline (/.gitlab-ci.yml, which runs this suite) must exist and be valid."""
+    ci_file = TEMPLATE / CI_FILE
+    assert ci_file.is_file(), f"{ci_file} is missing: the template repository has no CI pipeline"
+    schema = check_jsonschema(ci_file)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+
+# --- Which jobs each kind of pipeline creates ---------------------------------------------------
+
+
+def test_merge_request_pipeline_runs_every_job(default_project):
+    assert list_json(default_project, MERGE_REQUEST) == {
+        "test": "on_success",
+        "train": "on_success",
+        "report": "on_success",
+        "comment": "on_success",
+    }
+
+
+def test_branch_pipeline_tests_and_trains_only(default_project):
+    assert list_json(default_project, BRANCH_PUSH) == {
+        "test": "on_success",
+        "train": "on_success",
+        "report": "never",
+        "comment": "never",
+    }
+
+
+def init_repo(path: Path) -> None:
+    env = project_env(path)
+    run(["git", "init", "--quiet", "--initial-branch", "main"], path, env)
+    run(["git", "add", "--all"], path, env)
+    run(["git", "commit", "--quiet", "--no-verify", "-m", "probe"], path, env)
+    add_origin(path)
+
+
+@pytest.fixture(scope="module")
+def workflow_probe(config, tmp_path_factory) -> Path:
+    """A repository whose one job `probe` has the generated file's workflow rules as its rules."""
+    rules = config["workflow"]["rules"]
+    repo = tmp_path_factory.mktemp("workflow-probe") / "repo"
+    repo.mkdir()
+    probe = {"probe": {"script": ["true"], "rules": rules}}
+    (repo / "probe.yml").write_text(yaml.safe_dump(probe, sort_keys=False), encoding="utf-8")
+    assert yaml.safe_load((repo / "probe.yml").read_text(encoding="utf-8"))["probe"]["rules"] == rules
+    init_repo(repo)
+    return repo
+
+
+@pytest.mark.parametrize(("scenario", "expected"), WORKFLOW_SCENARIOS.values(), ids=WORKFLOW_SCENARIOS.keys())
+def test_workflow_rules_create_one_pipeline_per_change(workflow_probe, scenario, expected):
+    assert list_json(workflow_probe, scenario, "--file", "probe.yml") == {"probe": expected}
+
+
+# --- Static properties --------------------------------------------------------------------------
+
+
+def test_new_commits_cancel_every_job_of_the_older_pipeline(config):
+    assert config["workflow"]["auto_cancel"]["on_new_commit"] == "interruptible"
+    assert config["default"]["interruptible"] is True
+    overrides = {name: job["interruptible"] for name, job in jobs(config).items() if "interruptible" in job}
+    assert all(overrides.values()), f"jobs that opt out of auto-cancel: {overrides}"
+
+
+def test_comment_image_is_pinned(config):
+    assert config["comment"]["image"] == "$CML_IMAGE"
+    image = config["variables"]["CML_IMAGE"]
+    match = re.fullmatch(r"[a-z0-9./_-]+:([\w.-]+)(@sha256:[0-9a-f]{64})?", image)
+    assert match, f"CML_IMAGE {image!r} has no tag"
+    assert match.group(1) != "latest"
+
+
+def test_no_job_hides_a_failure(config, default_project):
+    lines = script_lines(config)
+    assert any("ci/train.sh" in line for line in lines)  # the scripts were found
+    scripts = sorted((default_project / "ci").glob("*.sh"))
+    for text in [*lines, *(script.read_text(encoding="utf-8") for script in scripts)]:
+        assert not re.search(r"\|\|\s*(true|:)\s*($|;|#)", text, re.MULTILINE), text
+
+
+def test_jobs_call_existing_scripts(config, default_project):
+    called = [word for line in script_lines(config) for word in shlex.split(line) if word.startswith("ci/")]
+    assert called, "no job calls a ci/ script"
+    for path in called:
+        assert (default_project / path).is_file(), path
+
+
+def test_comment_posts_natively_to_this_project(default_project):
+    text = (default_project / "ci/comment.sh").read_text(encoding="utf-8").replace("\\\n", " ")
+    [command] = [shlex.split(line) for line in text.splitlines() if line.startswith("cml ")]
+    assert command[:3] == ["cml", "comment", "update"]
+    assert "--native" in command  # images stay in GitLab, never on CML's public asset host
+    assert command[command.index("--repo") + 1] == "$CI_PROJECT_URL"
+
+
+def test_artifacts_expire(config):
+    with_artifacts = {name: job["artifacts"] for name, job in jobs(config).items() if "artifacts" in job}
+    assert with_artifacts, "no job keeps artifacts"
+    for name, artifacts in with_artifacts.items():
+        assert "expire_in" in artifacts, name
+
+
+def test_caches_follow_the_lock_file(config):
+    caches = [job["cache"] for job in [config.get("default", {}), *jobs(config).values()] if "cache" in job]
+    assert caches, "no job caches its dependencies"
+    for cache in caches:
+        for entry in cache if isinstance(cache, list) else [cache]:
+            assert entry["key"]["files"] == ["requirements.lock"], entry
+
+
+def test_no_secrets_in_the_ci_file(default_project):
+    text = (default_project / CI_FILE).read_text(encoding="utf-8")
+    for secret in ("AKIA", "ASIA", "glpat-", "gldt-", "glptt-"):
+        assert secret not in text
+    assert not re.search(r"^\s*(AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|REPO_TOKEN)\s*:", text, re.MULTILINE)
+
+
+def test_ci_scripts_are_valid_bash(default_project):
+    scripts = sorted((default_project / "ci").glob("*.sh"))
+    assert {script.name for script in scripts} >= {"common.sh", "train.sh", "report.sh", "comment.sh"}
+    for script in scripts:
+        result = run(["bash", "-n", str(script)], default_project, check=False)
+        assert result.returncode == 0, f"{script.name}: {result.stderr}"
