@@ -9,7 +9,6 @@ import json
 import os
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -38,9 +37,7 @@ def ci_env(base: dict[str, str], tmp: Path, **variables: str) -> dict[str, str]:
 
 
 def run_script(project: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["bash", f"ci/{script}"], cwd=project, env=env, capture_output=True, text=True, timeout=180
-    )
+    return subprocess.run(["bash", f"ci/{script}"], cwd=project, env=env, capture_output=True, text=True, timeout=180)
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -125,14 +122,12 @@ def test_comment_with_refused_token_stops_before_cml(comment, api_url):
     assert calls == []
 
 
-def test_comment_with_unreachable_api_fails_fast(comment, closed_port):
+def test_comment_with_unreachable_api_says_so_without_blaming_the_token(comment, closed_port):
     url = f"http://127.0.0.1:{closed_port}/api/v4"
-    started = time.monotonic()
     result, calls = comment(CI_API_V4_URL=url)
-    elapsed = time.monotonic() - started
-    assert_one_line_error(result, f"{TOKEN_REFUSED} {url} (HTTP ")
+    assert_one_line_error(result, f"error: cannot reach the GitLab API at {url} to check REPO_TOKEN")
+    assert TOKEN_REFUSED not in result.stderr
     assert calls == []
-    assert elapsed < 10, f"{elapsed:.1f} s"
 
 
 def test_comment_with_valid_token_updates_one_native_comment(comment):
@@ -181,6 +176,21 @@ def new_bucket() -> str:
     return f"ci-{uuid.uuid4().hex[:12]}"
 
 
+def job_checkout(project: Path, tmp: Path) -> Path:
+    """The job's working copy, as a runner clones it: no DVC cache and no data (both git-ignored).
+
+    In the baked project itself the post-generation hook left the raw data in the workspace and the
+    DVC cache, so `dvc pull` would succeed without reading the remote at all."""
+    checkout = tmp / "job" / project.name
+    run(["git", "clone", "--quiet", str(project), str(checkout)], tmp, project_env(project))
+    assert not (checkout / ".dvc/cache").exists() and not (checkout / "data/raw/dataset.csv").exists()
+    return checkout
+
+
+def in_checkout(env: dict[str, str], checkout: Path) -> dict[str, str]:
+    return {**env, "PYTHONPATH": str(checkout / "src")}
+
+
 def test_train_without_credentials_on_default_branch_fails(bake, tmp_path):
     project = bake()
     result = run_script(project, "train.sh", ci_env(project_env(project), tmp_path, **DEFAULT_BRANCH))
@@ -199,12 +209,12 @@ def test_train_without_credentials_in_fork_merge_request_skips(bake, tmp_path):
 
 
 @pytest.mark.slow
-def test_train_with_unreachable_endpoint_fails_in_bounded_time(bake, tmp_path, closed_port):
+def test_train_with_unreachable_endpoint_fails_clearly(bake, tmp_path, closed_port):
     bucket = new_bucket()
-    project = bake(s3_bucket=bucket)
+    checkout = job_checkout(bake(s3_bucket=bucket), tmp_path)
     endpoint = f"http://127.0.0.1:{closed_port}"
     env = ci_env(
-        project_env(project),
+        project_env(checkout),
         tmp_path,
         **DEFAULT_BRANCH,
         AWS_ACCESS_KEY_ID="testing",
@@ -212,24 +222,22 @@ def test_train_with_unreachable_endpoint_fails_in_bounded_time(bake, tmp_path, c
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ENDPOINT_URL_S3=endpoint,
     )
-    started = time.monotonic()
-    result = run_script(project, "train.sh", env)
-    elapsed = time.monotonic() - started
+    result = run_script(checkout, "train.sh", env)
     assert_one_line_error(result, f"{REMOTE_UNREADABLE} (s3://{bucket}/dvc)")
-    assert endpoint in (project / ".dvc/config.local").read_text()  # the override was what failed
-    # botocore's default (legacy) retry mode makes 5 attempts with backoff: ~10 s of the total.
-    assert elapsed < 30, f"{elapsed:.1f} s"
+    assert "ERROR: " in result.stderr  # DVC's own account of the cause comes first
+    assert endpoint in (checkout / ".dvc/config.local").read_text()  # the override was what failed
 
 
 @pytest.mark.slow
 def test_train_when_data_was_never_pushed_says_so(bake, tmp_path, s3_endpoint):
     bucket = new_bucket()
-    project = bake(s3_bucket=bucket)
-    env = ci_env(s3_env(project, s3_endpoint, bucket), tmp_path, **DEFAULT_BRANCH)  # an empty bucket
-    result = run_script(project, "train.sh", env)
+    checkout = job_checkout(bake(s3_bucket=bucket), tmp_path)
+    env = ci_env(s3_env(checkout, s3_endpoint, bucket), tmp_path, **DEFAULT_BRANCH)  # an empty bucket
+    result = run_script(checkout, "train.sh", env)
     line = assert_one_line_error(result, f"{REMOTE_UNREADABLE} (s3://{bucket}/dvc)")
     assert "'dvc push'" in line
-    assert not (project / "dvc.lock").exists()  # nothing was trained
+    assert "ERROR: " in result.stderr  # DVC's own account of the cause comes first
+    assert not (checkout / "dvc.lock").exists()  # nothing was trained
 
 
 @pytest.mark.slow
@@ -241,12 +249,16 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
     run(["dvc", "repro", "--quiet"], project, env)
     run(["git", "add", "--all"], project, env)
     run(["git", "commit", "--quiet", "-m", "Add dvc.lock"], project, env)
-    run(["dvc", "push", "--quiet", "data/raw/dataset.csv.dvc"], project, env)
+    run(["dvc", "push", "--quiet"], project, env)
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: 10"))
     run(["git", "commit", "--quiet", "-am", "Try 10 trees, forgetting dvc repro"], project, env)
 
-    result = run_script(project, "train.sh", env)
+    checkout = job_checkout(project, tmp_path)
+    env = in_checkout(env, checkout)
+    result = run_script(checkout, "train.sh", env)
     line = assert_one_line_error(result, "error: dvc.lock does not match params.yaml and the code of this commit")
     assert "run 'dvc repro --pull'" in line and "commit dvc.lock" in line
-    assert run(["git", "status", "--porcelain", "--", "dvc.lock"], project, env).stdout.strip() == "M dvc.lock"
+    assert run(["git", "status", "--porcelain", "--", "dvc.lock"], checkout, env).stdout.strip() == "M dvc.lock"
+    # Only the stages that read the changed parameter ran; data preparation came from the remote.
+    assert "Running stage 'train'" in result.stdout and "Running stage 'prepare'" not in result.stdout

@@ -20,10 +20,11 @@ if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
   dvc remote modify --local "$remote" endpointurl "$AWS_ENDPOINT_URL_S3"
 fi
 
-# Preflight: reading the raw data proves the remote is reachable and the credentials work.
-if ! pulled=$(dvc pull --quiet data/raw/dataset.csv.dvc 2>&1); then
+# Preflight: reading the raw data proves the remote is reachable and the credentials work. Two
+# attempts, not botocore's five with back-off, so an unreachable endpoint fails within seconds.
+if ! pulled=$(AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=2 dvc pull data/raw/dataset.csv.dvc 2>&1); then
   echo "$pulled" >&2
-  fail "cannot read the DVC remote '$remote' ($(dvc remote list | grep "^$remote" | cut -f2)): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
+  fail "cannot read the DVC remote '$remote' ($(dvc config "remote.$remote.url")): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
 fi
 
 # Stages whose deps and params were already run anywhere come back from the run-cache.
