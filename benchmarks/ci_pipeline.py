@@ -1,7 +1,7 @@
 """Benchmark the baked project's merge-request pipeline under gitlab-ci-local, and its dependency install.
 
 Run from the template root: `.venv/bin/python -m benchmarks.ci_pipeline [--runs N] [--install-runs M]`
-(N = 3 and M = 2 by default; that takes about 7 minutes on a shared 2-CPU machine).
+(N = 3 and M = 2 by default; that takes about 8 minutes on a shared 2-CPU machine).
 
 Method: merge-request pipelines
 -------------------------------
@@ -45,14 +45,21 @@ Method: merge-request pipelines
 
 Method: dependency install
 --------------------------
-`requirements.lock` of the baked project goes into a fresh venv (created untimed) with
+`requirements.lock` of the baked project goes into a fresh venv (created untimed), M times each, with
 (a) `uv pip install -r requirements.lock` and a warm uv cache (what the pipeline's cached
-.cache/uv gives every job), (b) the same with an empty UV_CACHE_DIR, downloading everything from
-PyPI, (c) `python -m pip install -r requirements.lock` with a warm pip cache and (d) with an empty
-one, once, to tell whether pip's cache helps. uv runs with UV_LINK_MODE=copy, as in the pipeline.
-pip runs the current pip (upgraded in each fresh venv, untimed) against PyPI only: this machine's
-pip configuration (a local find-links folder and extra local indexes) is switched off with
-PIP_CONFIG_FILE=/dev/null so both tools download from the same place. pip compiles bytecode at
+    .cache/uv gives every job), with UV_LINK_MODE=copy as in the pipeline,
+(b) the same with an empty UV_CACHE_DIR, downloading everything from PyPI,
+(c) the same as (a) with UV_LINK_MODE=hardlink (uv's default on Linux),
+(d) `python -m pip install -r requirements.lock` with an empty pip cache,
+(e) the same with a warm pip cache: measured only if the first run of (d) left something in the
+    cache (pip caches only HTTP responses that carry caching headers; on the machine this was
+    written on, PyPI's responses arrived without them, so the cache stays empty),
+(f) the same from a local folder holding every wheel (`pip download`, untimed, then
+    `--no-index --find-links`): pip's best case, an upper bound on what any pip cache can save.
+Each cold run gets its own empty cache; the first one's becomes the warm cache. pip is the
+current release (upgraded in each fresh venv, untimed) and reads PyPI only: this machine's pip
+configuration (a local find-links folder and extra local indexes) is switched off with
+PIP_CONFIG_FILE=/dev/null so both tools download from the same place. pip byte-compiles at
 install time and uv does not, so the first `import sklearn.ensemble, pandas, matplotlib.pyplot,
 dvclive` in the new venv is timed as well: install + first import is the fair total.
 
@@ -84,6 +91,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -391,10 +399,12 @@ class InstallBench:
         self.env = install_env(self.workdir)
         self.uv = str(VENV_BIN / "uv")
         self.warm_uv_cache = self.workdir / "uv-cache-warm"
-        self.pip_cache = self.workdir / "pip-cache"
+        self.pip_cache = self.workdir / "pip-cache-warm"
+        self.wheelhouse = self.workdir / "wheelhouse"
         self.wall: Samples = defaultdict(list)
         self.first_import: Samples = defaultdict(list)
         self.packages: dict[str, int] = {}
+        self.cache_megabytes: dict[str, float] = {}
         self.pip_version = ""
 
     def fresh_venv(self, with_pip: bool) -> Path:
@@ -419,40 +429,61 @@ class InstallBench:
             run([python, "-c", HEAVY_IMPORTS], self.workdir, self.env)
         self.first_import[name].append(first_import.wall)
         freeze = run([self.uv, "pip", "freeze", "--python", python], self.workdir, self.env).stdout
-        self.packages[name] = len(freeze.splitlines())
+        self.packages[name] = len([line for line in freeze.splitlines() if not line.startswith("pip==")])
         shutil.rmtree(venv)
 
-    def uv_install(self, name: str, cache: Path) -> None:
+    def uv_install(self, name: str, cache: Path, link_mode: str = "copy") -> None:
         venv = self.fresh_venv(with_pip=False)
-        env = {**self.env, "UV_CACHE_DIR": str(cache), "VIRTUAL_ENV": str(venv)}
+        env = {**self.env, "UV_CACHE_DIR": str(cache), "VIRTUAL_ENV": str(venv), "UV_LINK_MODE": link_mode}
         self.record(name, venv, [self.uv, "pip", "install", "--quiet", "-r", str(self.lock_file)], env)
 
-    def uv_cold(self, keep_cache: bool = False) -> None:
-        cache = self.warm_uv_cache if keep_cache else self.workdir / "uv-cache-cold"
-        shutil.rmtree(cache, ignore_errors=True)
-        self.uv_install("uv cold", cache)
-        if not keep_cache:
-            shutil.rmtree(cache)
-
-    def pip_install(self, name: str) -> None:
+    def pip_install(self, name: str, cache: Path, *options: str) -> None:
         venv = self.fresh_venv(with_pip=True)
-        env = {**self.env, "PIP_CACHE_DIR": str(self.pip_cache)}
-        args = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", "-r", str(self.lock_file)]
+        env = {**self.env, "PIP_CACHE_DIR": str(cache)}
+        args = [str(venv / "bin/python"), "-m", "pip", "install", "--quiet", *options, "-r", str(self.lock_file)]
         self.record(name, venv, args, env)
 
+    def cold(self, tool: str, keep_cache: bool = False) -> None:
+        """An install with an empty cache; with keep_cache, that cache becomes the warm one."""
+        warm_cache = self.warm_uv_cache if tool == "uv" else self.pip_cache
+        cache = warm_cache if keep_cache else self.workdir / f"{tool}-cache-cold"
+        shutil.rmtree(cache, ignore_errors=True)
+        if tool == "uv":
+            self.uv_install("uv cold", cache)
+        else:
+            self.pip_install("pip cold", cache)
+        if not keep_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+
+    def download_wheelhouse(self) -> None:
+        """Every wheel of requirements.lock in a local folder (untimed): pip's best case."""
+        pip = [str(VENV_BIN / "python"), "-m", "pip"]
+        args = [*pip, "download", "--quiet", "-d", str(self.wheelhouse), "-r", str(self.lock_file)]
+        run(args, self.workdir, {**self.env, "PIP_NO_CACHE_DIR": "1"})
+
     def measure(self, runs: int) -> None:
-        """Cold runs fill the caches the warm runs use; uv and pip alternate."""
-        progress("install: uv, cold cache (fills the warm cache) ...")
-        self.uv_cold(keep_cache=True)
-        progress("install: pip, cold cache (fills its cache) ...")
-        self.pip_install("pip cold")
+        """Cold runs fill the caches the warm runs use; the tools alternate within each run."""
+        progress("install: uv and pip, cold caches (the first ones fill the warm caches) ...")
+        self.cold("uv", keep_cache=True)
+        self.cold("pip", keep_cache=True)
+        self.cache_megabytes = {"uv": megabytes(self.warm_uv_cache), "pip": megabytes(self.pip_cache)}
+        pip_cache_filled = self.cache_megabytes["pip"] >= 1
+        self.download_wheelhouse()
         for number in range(1, runs + 1):
             progress(f"install, run {number}/{runs} ...")
             self.uv_install("uv warm", self.warm_uv_cache)
-            self.pip_install("pip warm")
+            if pip_cache_filled:  # otherwise a "warm" run would be one more cold one
+                self.pip_install("pip warm", self.pip_cache)
+            self.uv_install("uv warm hardlink", self.warm_uv_cache, link_mode="hardlink")
+            self.pip_install("pip wheelhouse", self.pip_cache, "--no-index", f"--find-links={self.wheelhouse}")
             if number > 1:
-                self.uv_cold()
+                self.cold("uv")
+                self.cold("pip")
         shutil.rmtree(self.workdir)
+
+
+def megabytes(folder: Path) -> float:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink()) / 1e6
 
 
 # --- report -------------------------------------------------------------------------------------
@@ -465,8 +496,10 @@ PIPELINE_ROWS = [
 INSTALL_ROWS = [
     ("uv warm", "`uv pip install -r requirements.lock`, warm uv cache (the pipeline's case)"),
     ("uv cold", "`uv pip install -r requirements.lock`, empty uv cache (from PyPI)"),
+    ("uv warm hardlink", "the same, warm uv cache, UV_LINK_MODE=hardlink instead of copy"),
     ("pip warm", "`python -m pip install -r requirements.lock`, warm pip cache"),
     ("pip cold", "`python -m pip install -r requirements.lock`, empty pip cache (from PyPI)"),
+    ("pip wheelhouse", "the same from a local folder of all wheels (`--no-index --find-links`): pip's best case"),
 ]
 
 
@@ -557,6 +590,9 @@ def install_table(bench: InstallBench) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, label in INSTALL_ROWS:
+        if not bench.wall.get(name):
+            lines.append(f"| {label} | not measured: pip's cache stayed empty (see below) | | | | | | 0 |")
+            continue
         install, first = statistics.median(bench.wall[name]), statistics.median(bench.first_import[name])
         lines.append(
             f"| {label} | {stats_cells(bench.wall[name])} | {first:.1f} | {install + first:.1f} "
@@ -577,22 +613,40 @@ def install_ratio_table(bench: InstallBench) -> str:
         "|---|---:|---:|",
     ]
     for label, a, b in [
+        ("pip, empty cache / uv, warm cache", "pip cold", "uv warm"),
         ("pip, warm cache / uv, warm cache", "pip warm", "uv warm"),
-        ("pip, warm cache / uv, cold cache", "pip warm", "uv cold"),
-        ("uv, cold cache / uv, warm cache", "uv cold", "uv warm"),
-        ("pip, cold cache / pip, warm cache", "pip cold", "pip warm"),
+        ("pip, best case (wheelhouse) / uv, warm cache", "pip wheelhouse", "uv warm"),
+        ("pip, empty cache / uv, empty cache", "pip cold", "uv cold"),
+        ("uv, empty cache / uv, warm cache", "uv cold", "uv warm"),
+        ("pip, empty cache / pip, warm cache", "pip cold", "pip warm"),
+        ("pip, empty cache / pip, best case (wheelhouse)", "pip cold", "pip wheelhouse"),
+        ("uv, warm cache: copy / hardlink", "uv warm", "uv warm hardlink"),
     ]:
-        lines.append(f"| {label} | {install(a) / install(b):.1f} | {total(a) / total(b):.1f} |")
-    saved = statistics.median(bench.wall["pip cold"]) - statistics.median(bench.wall["pip warm"])
-    share = saved / statistics.median(bench.wall["pip cold"])
-    verdict = "helps little" if share < 0.25 else "helps"
-    note = (
-        f"pip's cache {verdict}: it saves {saved:.1f} s ({share:.0%}) of a cold pip install; pip still "
-        "resolves, unpacks and byte-compiles every package. uv does not byte-compile at install time, so "
-        "the first import after a uv install compiles the modules it loads (the Python processes that "
-        "follow reuse those .pyc files)."
+        if bench.wall.get(a) and bench.wall.get(b):
+            lines.append(f"| {label} | {install(a) / install(b):.1f} | {total(a) / total(b):.1f} |")
+    return "\n".join(lines) + "\n\n" + pip_cache_note(bench, install)
+
+
+def pip_cache_note(bench: InstallBench, install: Callable[[str], float]) -> str:
+    cold, best = install("pip cold"), install("pip wheelhouse")
+    sizes = f"{bench.cache_megabytes['uv']:.0f} MB (uv) and {bench.cache_megabytes['pip']:.0f} MB (pip)"
+    if bench.wall.get("pip warm"):
+        warm = install("pip warm")
+        cache = f"pip's cache saves {cold - warm:.1f} s of {cold:.1f} s ({(cold - warm) / cold:.0%})"
+    else:
+        cache = (
+            "pip's cache could not be measured here: it stayed empty after a full install (pip caches only "
+            "responses with caching headers; on the machine this was written on, PyPI's responses arrived "
+            "without them)"
+        )
+    return (
+        f"{cache}. A warm cache can at most save the downloads: from a local wheelhouse pip took {best:.1f} s "
+        f"against {cold:.1f} s from PyPI ({(cold - best) / cold:.0%} less), so pip's time goes to resolving, "
+        "unpacking and byte-compiling. uv does not byte-compile at install time, so the first import after a "
+        "uv install compiles the modules it loads (later processes reuse those .pyc files); pip's install "
+        f"includes that work. The warm caches hold {sizes}: on GitLab the uv cache is downloaded and "
+        "unpacked before every job and packed and uploaded after it, which is not timed here."
     )
-    return "\n".join(lines) + "\n\n" + note
 
 
 def report(pipelines: PipelineBench, installs: InstallBench, info: dict[str, str], elapsed: float) -> str:

@@ -211,7 +211,8 @@ def test_train_without_credentials_in_fork_merge_request_skips(bake, tmp_path):
 @pytest.mark.slow
 def test_train_with_unreachable_endpoint_fails_clearly(bake, tmp_path, closed_port):
     bucket = new_bucket()
-    checkout = job_checkout(bake(s3_bucket=bucket), tmp_path)
+    # A committed endpoint that the CI variable overrides: the override is what gets used (and fails).
+    checkout = job_checkout(bake(s3_bucket=bucket, s3_endpoint_url="https://minio.example.com"), tmp_path)
     endpoint = f"http://127.0.0.1:{closed_port}"
     env = ci_env(
         project_env(checkout),

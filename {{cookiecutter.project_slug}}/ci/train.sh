@@ -14,23 +14,26 @@ if ! has_s3_credentials; then
   fail "AWS_ACCESS_KEY_ID is not set: add AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY as masked, not protected CI/CD variables (Settings > CI/CD > Variables)."
 fi
 
-remote=$(dvc remote default)
-if [ -n "${AWS_ENDPOINT_URL_S3:-}" ]; then
-  # .dvc/config's endpointurl would win over the environment; the local config wins over both.
-  dvc remote modify --local "$remote" endpointurl "$AWS_ENDPOINT_URL_S3"
+if [ -n "${AWS_ENDPOINT_URL_S3:-}" ] && grep -q endpointurl .dvc/config; then
+  # A committed endpointurl would win over the environment; the local config wins over both.
+  dvc remote modify --local "$(dvc remote default)" endpointurl "$AWS_ENDPOINT_URL_S3"
 fi
 
 # Preflight: reading the raw data proves the remote is reachable and the credentials work. Two
 # attempts, not botocore's five with back-off, so an unreachable endpoint fails within seconds.
 if ! pulled=$(AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=2 dvc pull data/raw/dataset.csv.dvc 2>&1); then
   echo "$pulled" >&2
+  remote=$(dvc remote default)
   fail "cannot read the DVC remote '$remote' ($(dvc config "remote.$remote.url")): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
 fi
 
 # Stages whose deps and params were already run anywhere come back from the run-cache.
-dvc repro --pull
+log=$(mktemp)
+dvc repro --pull 2>&1 | tee "$log"
 
-if is_fork_merge_request; then
+if ! grep -q "^Running stage" "$log"; then
+  echo "No stage ran: every result came from the remote, so there is nothing to push."
+elif is_fork_merge_request; then
   echo "Merge request from a fork: results are not pushed to the remote."
 else
   dvc push --run-cache

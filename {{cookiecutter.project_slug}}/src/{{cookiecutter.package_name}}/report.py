@@ -13,18 +13,18 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import dvc.api
 import matplotlib.pyplot as plt
 import numpy as np
 import yaml
+from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
-from dvc.scm import SCMError
 
 from .config import EVALUATION_DIR, PARAMS_FILE
 
@@ -45,15 +45,23 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def read_revision(path: Path, rev: str | None):
-    """The JSON or YAML content of a pipeline file at `rev` (None: the workspace); None if absent."""
-    try:
-        text = path.read_text(encoding="utf-8") if rev is None else dvc.api.read(str(path), rev=rev, encoding="utf-8")
-    except (FileNotFoundError, DvcException, SCMError):
-        return None
-    if path.suffix == ".json":
-        return json.loads(text)
-    return yaml.safe_load(text)
+def reader(rev: str | None) -> Callable[[Path], object]:
+    """Read pipeline files (JSON or YAML) of the workspace (None) or of a git revision.
+
+    One DVCFileSystem serves every file of a revision: it fetches DVC-tracked files from the
+    remote when they are not in the local cache, and opening it once is far cheaper than once per
+    file. A missing file reads as None.
+    """
+    fs = None if rev is None else DVCFileSystem(url=".", rev=rev)
+
+    def read(path: Path):
+        try:
+            text = path.read_text(encoding="utf-8") if fs is None else fs.read_text(str(path), encoding="utf-8")
+        except (FileNotFoundError, DvcException):
+            return None
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+
+    return read
 
 
 def changed_params(base: dict, head: dict) -> list[tuple[str, object, object]]:
@@ -128,10 +136,10 @@ def _numeric_first(label: str):
     return (0, float(label), label) if label.lstrip("-").replace(".", "", 1).isdigit() else (1, 0, label)
 
 
-def read_plots(rev: str | None) -> dict:
+def read_plots(read: Callable[[Path], object]) -> dict:
     plots = {}
     for name in (*CURVES, "confusion_matrix"):
-        data = read_revision(PLOTS_DIR / "sklearn" / f"{name}.json", rev)
+        data = read(PLOTS_DIR / "sklearn" / f"{name}.json")
         if data is not None:
             plots[name] = data
     return plots
@@ -148,20 +156,21 @@ def check_revision(rev: str) -> None:
 
 def build_report(base: str, output: Path) -> Path:
     check_revision(base)
-    head_metrics = read_revision(METRICS_FILE, None)
+    read_base, read_head = reader(base), reader(None)
+    head_metrics = read_head(METRICS_FILE)
     if head_metrics is None:
         raise SystemExit(f"error: {METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
-    base_metrics = read_revision(METRICS_FILE, base)
+    base_metrics = read_base(METRICS_FILE)
     if output.exists():
         shutil.rmtree(output)
     output.mkdir(parents=True)
     label = f"base ({base})"
-    sides = {label: read_plots(base), WORKSPACE: read_plots(None)}
+    sides = {label: read_plots(read_base), WORKSPACE: read_plots(read_head)}
 
     lines = [f"## Model report: {WORKSPACE} vs `{base}`", ""]
     if base_metrics is None:
         lines += [f"> `{base}` has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
-    params = changed_params(read_revision(PARAMS_FILE, base), read_revision(PARAMS_FILE, None))
+    params = changed_params(read_base(PARAMS_FILE), read_head(PARAMS_FILE))
     lines += ["### Parameters", ""]
     lines += [table(["parameter", base, WORKSPACE], params) if params else "No parameter changed.", ""]
     lines += [
