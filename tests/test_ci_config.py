@@ -280,12 +280,18 @@ def test_artifacts_expire(config):
         assert "expire_in" in artifacts, name
 
 
-def test_caches_follow_the_lock_file(config):
-    caches = [job["cache"] for job in [config.get("default", {}), *jobs(config).values()] if "cache" in job]
-    assert caches, "no job caches its dependencies"
-    for cache in caches:
+def test_caches_follow_the_lock_file_and_upload_once(default_project):
+    """On the configuration as GitLab sees it, `extends` merged: every Python job restores the uv
+    cache keyed on requirements.lock, and only one job uploads it."""
+    expanded = yaml.safe_load(gitlab_ci_local(default_project, "--preview").stdout)
+    caches = {name: job["cache"] for name, job in jobs(expanded, hidden=False).items() if "cache" in job}
+    assert set(caches) == {"test", "train", "report"}
+    for name, cache in caches.items():
         for entry in cache if isinstance(cache, list) else [cache]:
-            assert entry["key"]["files"] == ["requirements.lock"], entry
+            assert entry["key"]["files"] == ["requirements.lock"], name
+            assert entry["paths"] == [".cache/uv"], name
+    uploaders = [name for name, cache in caches.items() if cache[0]["policy"] != "pull"]
+    assert uploaders == ["test"]
 
 
 def test_no_secrets_in_the_ci_file(default_project):
