@@ -21,8 +21,9 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check hooks tests tools benchmarks local_extensions.py
 	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python -m benchmarks.ci_pipeline
 
 # uv installs the locked stack in seconds where pip takes over a minute. Bytecode is compiled at
 # install time because every pipeline stage is a new process that imports scikit-learn, pandas

@@ -1,7 +1,7 @@
 """Benchmark the baked project's merge-request pipeline under gitlab-ci-local, and its dependency install.
 
 Run from the template root: `.venv/bin/python -m benchmarks.ci_pipeline [--runs N] [--install-runs M]`
-(N = 3 and M = 2 by default; that takes about 8 minutes on a shared 2-CPU machine).
+(N = 3 and M = 2 by default; that takes 7-9 minutes on a shared 2-CPU machine).
 
 Method: merge-request pipelines
 -------------------------------
@@ -10,16 +10,11 @@ Method: merge-request pipelines
    fixture of tests/test_gitlab_pipeline.py does: a fresh bucket, a local `dvc repro`, dvc.lock
    committed, the raw data pushed, one "jobs venv" with requirements.lock installed by uv, and
    `tests.gitlab.LocalGitLab` (bare-repo origin, MR variables, GitLab API double, `cml` stand-in),
-   here with two additions: gitlab-ci-local runs with `--timestamps` (set as GCL_TIMESTAMPS), and
-   the jobs' UV_CACHE_DIR points to a private folder. (The pipeline's $CI_PROJECT_DIR/.cache/uv
-   would resolve to /builds/<group>/<project>/.cache/uv: gitlab-ci-local gives jobs that name an
-   image the Docker path as CI_PROJECT_DIR even in the shell, a folder shared by every run on the
-   machine.)
+   with one addition: gitlab-ci-local runs with `--timestamps` (set as GCL_TIMESTAMPS).
 2. Untimed set-up: one default-branch pipeline (job `train`), which pushes main's results and
-   run-cache to the remote, then one merge-request pipeline on a throw-away branch, which fills
-   the jobs' uv cache (as the first pipeline fills GitLab's cache) and the jobs venv's bytecode.
-   From then on the remote holds the raw data and main's results (and the warm-up branch's, never
-   asked for again).
+   run-cache to the remote, then one merge-request pipeline on a throw-away branch, which writes
+   the jobs venv's bytecode. From then on the remote holds the raw data and main's results (and
+   the warm-up branch's, never asked for again).
 3. Each of N iterations opens a new merge request, branched from main, and times with
    `time.perf_counter` the whole `gitlab-ci-local` process running the jobs train, report and
    comment (gitlab-ci-local's own parsing and start-up included):
@@ -47,14 +42,15 @@ Method: dependency install
 --------------------------
 `requirements.lock` of the baked project goes into a fresh venv (created untimed), M times each, with
 (a) `uv pip install -r requirements.lock` and a warm uv cache (what the pipeline's cached
-    .cache/uv gives every job), with UV_LINK_MODE=copy as in the pipeline,
+    .cache/uv gives every job), with UV_LINK_MODE=copy,
 (b) the same with an empty UV_CACHE_DIR, downloading everything from PyPI,
-(c) the same as (a) with UV_LINK_MODE=hardlink (uv's default on Linux),
+(c) the same as (a) with UV_LINK_MODE=hardlink (uv's default on Linux, and the pipeline's case:
+    the cache and the venv both sit in the checkout, one filesystem),
 (d) `python -m pip install -r requirements.lock` with an empty pip cache,
 (e) the same with a warm pip cache: measured only if the first run of (d) left something in the
     cache (pip caches only HTTP responses that carry caching headers; on the machine this was
     written on, PyPI's responses arrived without them, so the cache stays empty),
-(f) the same from a local folder holding every wheel (`pip download`, untimed, then
+(f) once, the same from a local folder holding every wheel (`pip download`, untimed, then
     `--no-index --find-links`): pip's best case, an upper bound on what any pip cache can save.
 Each cold run gets its own empty cache; the first one's becomes the warm cache. pip is the
 current release (upgraded in each fresh venv, untimed) and reads PyPI only: this machine's pip
@@ -69,13 +65,13 @@ Representative: the job scripts, the DVC commands and every byte they move throu
 fresh job workspaces with an empty DVC cache, shallow fetches and pushes through git, the report's
 reading of main's metrics from the remote. Not included: pulling the job images (python, CML),
 runner start-up and scheduling between jobs (seconds to tens of seconds each on shared runners),
-cache download and upload (here the uv cache is a local folder), artifact upload to GitLab,
-network latency to S3 (moto is on loopback) and the real `cml` posting a comment.
-Dependencies are preinstalled in one jobs venv with its bytecode already compiled, so each job's
-`uv pip install` installs only the project itself; on GitLab each job installs requirements.lock
-from the uv cache first ((a) above) and compiles bytecode on first import. Both are the same for
-(1), (2) and (3), so on GitLab every pipeline takes longer by about the same amount and (2)/(1) is
-higher than measured here: the table gives the arithmetic for a per-job overhead.
+cache download and upload, artifact upload to GitLab, network latency to S3 (moto is on
+loopback) and the real `cml` posting a comment. Dependencies are preinstalled in one jobs venv
+with its bytecode already compiled, so each job's `uv pip install -r requirements.lock` finds
+everything installed; on GitLab each job installs requirements.lock from the uv cache first ((a)
+above) and compiles bytecode on first import. All of this is about the same for (1), (2) and (3),
+so on GitLab every pipeline takes longer by about the same amount and (2)/(1) is closer to 1 than
+measured here: the report gives the arithmetic for a per-job overhead.
 """
 
 import argparse
@@ -94,19 +90,20 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from importlib.metadata import version as package_version
 from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import VENV_BIN, bake_cli, project_env, run, s3_env
-from tests.gitlab import GITLAB_CI_LOCAL, GitLabApiDouble, LocalGitLab, PipelineRun
+from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run, s3_env
+from tests.gitlab import GITLAB_CI_LOCAL, GitLabApiDouble, LocalGitLab, PipelineRun, create_jobs_venv
 
 RESULTS_FILE = Path(__file__).resolve().parent / "ci_results.md"
 MR_JOBS = ("train", "report", "comment")
 BASE_N_ESTIMATORS = 100
 WARM_UP_N_ESTIMATORS = 99  # used once, before the timed runs, and never again
 DEFAULT_RUNS = 3
-DEFAULT_INSTALL_RUNS = 2  # a pip install takes about a minute
+DEFAULT_INSTALL_RUNS = 2  # a pip install takes about 45 s
 NO_STAGE_RATIO_TARGET = 1 / 3  # (2) may take at most a third of (1)
 HEAVY_IMPORTS = "import sklearn.ensemble, pandas, matplotlib.pyplot, dvclive"
 
@@ -184,18 +181,18 @@ class TimedLog:
 
 # Where a job's time goes: (phase starting at this line, pattern of the line). The last entry ends the job.
 TRAIN_PHASES = [
-    ("train: install the project (`uv pip install ... -e .`)", r"^\$ uv pip install"),
-    ("train: remote set-up, preflight `dvc pull`, DVC start-up", r"^\$ bash ci/train\.sh"),
+    ("train: `uv pip install -r requirements.lock` (all preinstalled)", r"^\$ uv pip install"),
+    ("train: preflight `dvc pull` of the raw data, `dvc repro` start-up", r"^\$ bash ci/train\.sh"),
     (
         "train: `dvc repro --pull` (stages run or restored)",
         r"^> ('.*' didn't change|Pulling data|Stage '|Running stage)",
     ),
-    ("train: `dvc push --run-cache`, commit and push dvc.lock", r"^> Use `dvc push`"),
+    ("train: `dvc push --run-cache` if a stage ran, commit and push dvc.lock", r"^> (Use `dvc push`|No stage ran)"),
     ("", r"^finished in "),
 ]
 OVERHEAD = "gitlab-ci-local outside the jobs (start-up, YAML and schema, workspace copies)"
 REPORT_PHASES = [
-    ("report: install the project", r"^\$ uv pip install"),
+    ("report: `uv pip install -r requirements.lock` (all preinstalled)", r"^\$ uv pip install"),
     ("report: `ci/report.sh` (fetch main, build the report)", r"^\$ bash ci/report\.sh"),
     ("", r"^finished in "),
 ]
@@ -212,10 +209,11 @@ def job_durations(output: str) -> dict[str, float]:
 # --- merge-request pipelines --------------------------------------------------------------------
 
 
-def bake_project(workdir: Path, bucket: str) -> Path:
+def bake_project(workdir: Path, bucket: str, dataset: str) -> Path:
     output = workdir / "bake"
     output.mkdir()
-    result = bake_cli(output, "python_version=3.11", f"s3_bucket={bucket}", env=project_env(output))
+    answers = ["python_version=3.11", f"s3_bucket={bucket}", f"dataset={dataset}"]
+    result = bake_cli(output, *answers, env=project_env(output))
     if result.returncode != 0:
         sys.exit(f"cookiecutter failed\n{result.stdout}\n{result.stderr}")
     (project,) = [path for path in output.iterdir() if (path / "dvc.yaml").is_file()]
@@ -231,26 +229,11 @@ def prepare_project(project: Path, endpoint: str, bucket: str) -> None:
     run(["dvc", "push", "--quiet", "data/raw/dataset.csv.dvc"], project, env)
 
 
-def create_jobs_venv(project: Path, venv: Path) -> None:
-    """One environment with requirements.lock for every job (the jobs' own install is then a no-op)."""
-    env = {k: v for k, v in project_env(project).items() if k != "PYTHONPATH"}
-    uv = str(VENV_BIN / "uv")
-    run([uv, "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(venv)], project, env)
-    env["VIRTUAL_ENV"] = str(venv)
-    run([uv, "pip", "install", "--quiet", "-r", "requirements.lock"], project, env)
-
-
 class TimestampedGitLab(LocalGitLab):
-    """LocalGitLab whose gitlab-ci-local stamps every line with the time since its job started, and
-    whose jobs share a private uv cache in the benchmark's temporary folder."""
+    """LocalGitLab whose gitlab-ci-local stamps every line with the time since its job started."""
 
     def __post_init__(self):
         super().__post_init__()
-        # The jobs' UV_CACHE_DIR is $CI_PROJECT_DIR/.cache/uv, and gitlab-ci-local gives jobs that name
-        # an image the Docker path /builds/<group>/<project> as CI_PROJECT_DIR even in the shell: that
-        # would be a cache shared by every run on this machine. This one starts empty, and the warm-up
-        # pipelines fill it, as the first pipeline fills the cache on GitLab.
-        self.uv_cache = self.project.parent / "jobs-uv-cache"
         self.last_log = TimedLog("", {})
 
     def env(self, rewrite: bool = True) -> dict[str, str]:
@@ -259,9 +242,9 @@ class TimestampedGitLab(LocalGitLab):
             env["GCL_TIMESTAMPS"] = "true"
         return env
 
-    def pipeline(self, *jobs: str, variables: dict | None = None, **options) -> PipelineRun:
-        variables = {"UV_CACHE_DIR": str(self.uv_cache), **(variables or {})}
-        result = super().pipeline(*jobs, variables=variables, **options)
+    def pipeline(self, *jobs: str, **options) -> PipelineRun:
+        """The run with timestamps removed from its output (so `job_log` works); they go to `last_log`."""
+        result = super().pipeline(*jobs, **options)
         self.last_log = TimedLog.parse(result.output)
         return PipelineRun(result.returncode, self.last_log.output, result.project)
 
@@ -269,8 +252,9 @@ class TimestampedGitLab(LocalGitLab):
 class PipelineBench:
     """Merge requests on one baked project, and the pipelines timed for them."""
 
-    def __init__(self, gitlab: TimestampedGitLab):
+    def __init__(self, gitlab: TimestampedGitLab, base_trees: int):
         self.gitlab = gitlab
+        self.base_trees = base_trees
         self.params_file = gitlab.project / "params.yaml"
         self.base_params = self.params_file.read_text()
         self.wall: Samples = defaultdict(list)
@@ -341,14 +325,16 @@ class PipelineBench:
 
     def iteration(self, number: int, runs: int) -> None:
         branch = f"bench-{number}"
-        self.open_merge_request(branch, BASE_N_ESTIMATORS + number)
+        self.open_merge_request(branch, self.base_trees + number)
         self.measure("cold", branch, ["train", "evaluate"])
         self.measure("again", branch, [])
-        self.follow_up_commit(branch, BASE_N_ESTIMATORS + runs + number)
+        self.follow_up_commit(branch, self.base_trees + runs + number)
         self.measure("param change", branch, ["train", "evaluate"])
 
 
-def measure_pipelines(workdir: Path, runs: int, versions: dict[str, str]) -> PipelineBench:
+def measure_pipelines(
+    workdir: Path, runs: int, workload: argparse.Namespace, versions: dict[str, str]
+) -> PipelineBench:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per S3 request otherwise
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
@@ -357,13 +343,14 @@ def measure_pipelines(workdir: Path, runs: int, versions: dict[str, str]) -> Pip
         endpoint = f"http://{host}:{port}"
         bucket = f"bench-{uuid.uuid4().hex[:12]}"
         progress(f"baking and preparing the project in {workdir} ...")
-        project = bake_project(workdir, bucket)
+        versions["template"] = template_revision()
+        project = bake_project(workdir, bucket, workload.dataset)
         prepare_project(project, endpoint, bucket)
         jobs_venv = workdir / "jobs-venv"
         create_jobs_venv(project, jobs_venv)
         versions["dvc"] = run([str(jobs_venv / "bin/dvc"), "--version"], project).stdout.strip()
         with GitLabApiDouble() as api_url:
-            bench = PipelineBench(TimestampedGitLab(project, jobs_venv, endpoint, api_url))
+            bench = PipelineBench(TimestampedGitLab(project, jobs_venv, endpoint, api_url), workload.trees)
             progress("warm-up: main's pipeline and one merge-request pipeline (untimed) ...")
             bench.warm_up()
             for number in range(1, runs + 1):
@@ -475,7 +462,8 @@ class InstallBench:
             if pip_cache_filled:  # otherwise a "warm" run would be one more cold one
                 self.pip_install("pip warm", self.pip_cache)
             self.uv_install("uv warm hardlink", self.warm_uv_cache, link_mode="hardlink")
-            self.pip_install("pip wheelhouse", self.pip_cache, "--no-index", f"--find-links={self.wheelhouse}")
+            if number == 1:  # context only, and pip is slow: one run
+                self.pip_install("pip wheelhouse", self.pip_cache, "--no-index", f"--find-links={self.wheelhouse}")
             if number > 1:
                 self.cold("uv")
                 self.cold("pip")
@@ -494,9 +482,9 @@ PIPELINE_ROWS = [
     ("param change", "(3) MR pipeline after another n_estimators change"),
 ]
 INSTALL_ROWS = [
-    ("uv warm", "`uv pip install -r requirements.lock`, warm uv cache (the pipeline's case)"),
+    ("uv warm", "`uv pip install -r requirements.lock`, warm uv cache, UV_LINK_MODE=copy"),
     ("uv cold", "`uv pip install -r requirements.lock`, empty uv cache (from PyPI)"),
-    ("uv warm hardlink", "the same, warm uv cache, UV_LINK_MODE=hardlink instead of copy"),
+    ("uv warm hardlink", "the same, UV_LINK_MODE=hardlink (uv's default; the pipeline's case)"),
     ("pip warm", "`python -m pip install -r requirements.lock`, warm pip cache"),
     ("pip cold", "`python -m pip install -r requirements.lock`, empty pip cache (from PyPI)"),
     ("pip wheelhouse", "the same from a local folder of all wheels (`--no-index --find-links`): pip's best case"),
@@ -547,7 +535,7 @@ def breakdown_table(bench: PipelineBench) -> str:
     note = (
         "Job and phase times come from gitlab-ci-local's `--timestamps` (1 s resolution once a job has run "
         "10 s); the phases start at the lines `$ uv pip install`, `$ bash ci/train.sh`, DVC's first `dvc repro` "
-        "message and `Use \\`dvc push\\``, and end at the job's end."
+        "message and ``Use `dvc push` `` (or `No stage ran`), and end at the job's end."
     )
     return "\n".join(lines) + "\n\n" + note
 
@@ -579,6 +567,16 @@ def pipeline_ratio_table(bench: PipelineBench) -> str:
             f"The target is missed even here, where GitLab's per-job overhead (which would add the same seconds "
             f"to (1) and (2) and push the ratio towards 1) is absent: (2) would have to take "
             f"{again - cold * NO_STAGE_RATIO_TARGET:.1f} s less."
+        )
+    repro = TRAIN_PHASES[2][0]
+    parts = bench.parts
+    if parts["cold"].get(repro) and parts["again"].get(repro):
+        cold_repro, again_repro = (statistics.median(parts[name][repro]) for name in ("cold", "again"))
+        note += (
+            f" The run-cache can only skip the stages: `dvc repro --pull` took {cold_repro:.1f} s in (1) and "
+            f"{again_repro:.1f} s in (2), while the remaining {cold - cold_repro:.1f} s of (1) (job set-up, DVC "
+            "start-ups, pushes, the report and comment jobs, gitlab-ci-local itself) recur in (2); see the "
+            "table below."
         )
     return "\n".join(lines) + "\n\n" + note
 
@@ -649,7 +647,7 @@ def pip_cache_note(bench: InstallBench, install: Callable[[str], float]) -> str:
     )
 
 
-def report(pipelines: PipelineBench, installs: InstallBench, info: dict[str, str], elapsed: float) -> str:
+def report(pipelines: PipelineBench, installs: InstallBench | None, info: dict[str, str], elapsed: float) -> str:
     header = "\n".join(
         [
             "# CI benchmark: merge-request pipelines under gitlab-ci-local, and dependency install",
@@ -659,11 +657,14 @@ def report(pipelines: PipelineBench, installs: InstallBench, info: dict[str, str
             f"at end {info['load_end']}",
             f"- Versions: Python {info['python']}, DVC {info['dvc']}, gitlab-ci-local {info['gitlab-ci-local']}, "
             f"Node {info['node']}, {info['uv']}, pip {info['pip']}, moto {info['moto']}",
-            f"- Command: `{info['command']}` ({info['runs']} pipeline run(s), {info['install_runs']} warm install "
-            f"run(s), {elapsed / 60:.1f} min in total)",
-            "- Project: the default bake (breast_cancer, random forest) with python_version 3.11; gitlab-ci-local "
+            f"- Command: `{info['command']}` ({info['runs']} pipeline run(s), {info['install_runs']} install "
+            f"run(s); {elapsed / 60:.1f} min in total, of which {info['pipeline_minutes']} min for the "
+            f"pipelines, set-up and warm-up included)",
+            f"- Template: {info['template']}",
+            f"- Project: dataset {info['dataset']}, random forest, python_version 3.11; gitlab-ci-local "
             "with `--force-shell-executor --shell-isolation`, S3 from moto on loopback.",
-            "- Each run opens a new MR from main with n_estimators 100 + i for (1), and 100 + N + i for (3): values "
+            f"- Each run opens a new MR from main with n_estimators {info['trees']} + i for (1), and "
+            f"{info['trees']} + N + i for (3): values "
             "never run before, so neither is restored. Main's pipeline and one MR pipeline ran first, untimed.",
             "- Not included (see the module docstring): image pulls, runner start-up, cache and artifact "
             "upload/download, per-job install of requirements.lock (preinstalled in one jobs venv).",
@@ -675,30 +676,39 @@ def report(pipelines: PipelineBench, installs: InstallBench, info: dict[str, str
         pipeline_table(pipelines),
         pipeline_ratio_table(pipelines),
         breakdown_table(pipelines),
-        "## Installing requirements.lock",
-        install_table(installs),
-        install_ratio_table(installs),
     ]
+    if installs:
+        sections += ["## Installing requirements.lock", install_table(installs), install_ratio_table(installs)]
     return "\n\n".join(sections) + "\n"
 
 
 def version_info(runs: int, install_runs: int) -> dict[str, str]:
-    from importlib.metadata import version
-
-    env = project_env(Path.cwd())
+    env = project_env(TEMPLATE)
     return {
         "date": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "nproc": run(["nproc"], Path.cwd(), env).stdout.strip(),
+        "nproc": run(["nproc"], TEMPLATE, env).stdout.strip(),
         "load_start": load_average(),
         "python": sys.version.split()[0],
-        "gitlab-ci-local": run([str(GITLAB_CI_LOCAL), "--version"], Path.cwd(), env).stdout.strip(),
-        "node": run(["node", "--version"], Path.cwd(), env).stdout.strip(),
-        "uv": run([str(VENV_BIN / "uv"), "--version"], Path.cwd(), env).stdout.split("(")[0].strip(),
-        "moto": version("moto"),
+        "gitlab-ci-local": run([str(GITLAB_CI_LOCAL), "--version"], TEMPLATE, env).stdout.strip(),
+        "node": run(["node", "--version"], TEMPLATE, env).stdout.strip(),
+        "uv": run([str(VENV_BIN / "uv"), "--version"], TEMPLATE, env).stdout.split("(")[0].strip(),
+        "moto": package_version("moto"),
         "command": shlex.join([os.path.relpath(sys.executable, Path.cwd()), "-m", __spec__.name, *sys.argv[1:]]),
         "runs": str(runs),
         "install_runs": str(install_runs),
     }
+
+
+def workload_info(args: argparse.Namespace) -> dict[str, str]:
+    return {"dataset": args.dataset, "trees": str(args.trees)}
+
+
+def template_revision() -> str:
+    """The template commit being baked; cookiecutter bakes the working tree, edits included."""
+    env = project_env(TEMPLATE)
+    commit = run(["git", "rev-parse", "--short", "HEAD"], TEMPLATE, env).stdout.strip()
+    edits = run(["git", "status", "--porcelain", "--", ".", ":(exclude)benchmarks"], TEMPLATE, env).stdout.strip()
+    return f"commit {commit}" + (", with uncommitted changes outside benchmarks/" if edits else "")
 
 
 def load_average() -> str:
@@ -716,25 +726,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help=f"MR pipeline runs ({DEFAULT_RUNS})")
     parser.add_argument(
-        "--install-runs", type=int, default=DEFAULT_INSTALL_RUNS, help=f"warm install runs ({DEFAULT_INSTALL_RUNS})"
+        "--install-runs", type=int, default=DEFAULT_INSTALL_RUNS, help=f"install runs ({DEFAULT_INSTALL_RUNS})"
     )
+    parser.add_argument("--dataset", default="breast_cancer", help="the bundled dataset to bake (breast_cancer)")
+    parser.add_argument(
+        "--trees",
+        type=int,
+        default=BASE_N_ESTIMATORS,
+        help=f"n_estimators of the merge requests start at this + 1 ({BASE_N_ESTIMATORS}); more trees, longer training",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="results file (benchmarks/ci_results.md)")
     args = parser.parse_args()
-    if args.runs < 1 or args.install_runs < 1:
-        parser.error("--runs and --install-runs must be at least 1")
+    if args.runs < 1 or args.install_runs < 0:
+        parser.error("--runs must be at least 1 and --install-runs at least 0 (0 skips the installs)")
 
     started = time.perf_counter()
-    info = version_info(args.runs, args.install_runs)
+    info = version_info(args.runs, args.install_runs) | workload_info(args)
     with tempfile.TemporaryDirectory(prefix="bench-ci-") as tmp:
         workdir = Path(tmp)
-        pipelines = measure_pipelines(workdir, args.runs, info)
-        installs = InstallBench(workdir, pipelines.gitlab.project / "requirements.lock")
-        installs.measure(args.install_runs)
-        info["pip"] = installs.pip_version
+        pipelines = measure_pipelines(workdir, args.runs, args, info)
+        info["pipeline_minutes"] = f"{(time.perf_counter() - started) / 60:.1f}"
+        installs = None
+        if args.install_runs:
+            installs = InstallBench(workdir, pipelines.gitlab.project / "requirements.lock")
+            installs.measure(args.install_runs)
+        info["pip"] = installs.pip_version if installs else "(not measured)"
     info["load_end"] = load_average()
 
     text = report(pipelines, installs, info, time.perf_counter() - started)
     print(text)
-    RESULTS_FILE.write_text(text, encoding="utf-8")
+    args.output.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":
