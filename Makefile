@@ -22,7 +22,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py
 
 bench: $(VENV)/.installed node_modules/.installed rsync
-	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.ci_pipeline
 
 # uv installs the locked stack in seconds where pip takes over a minute. Bytecode is compiled at
