@@ -2,9 +2,11 @@
 default-branch pipeline, then a merge request that changes a training parameter, then the same
 merge request pipeline again, and a merge request from a fork."""
 
+import json
 import re
 import uuid
 
+import boto3
 import pytest
 
 from .conftest import run, s3_env
@@ -96,8 +98,40 @@ def test_fork_merge_request_tests_but_never_pushes_or_comments(gitlab):
     assert fork.returncode == 0, fork.output
     junit = fork.artifact("test", "junit.xml").read_text()
     assert re.search(r'<testsuite [^>]*tests="([1-9]\d*)"', junit) and 'failures="0"' in junit
-    assert "Merge request from a fork" in fork.job_log("train")
+    assert "The remote does not allow anonymous reads, so training is skipped" in fork.job_log("train")
     assert ran_stages(fork.job_log("train")) == []
     assert "Merge request from a fork: no comment is posted" in fork.job_log("comment")
     assert gitlab.cml_calls() == []
     assert gitlab.origin_head("fork-change") == commit
+
+
+def test_fork_merge_request_trains_from_an_anonymously_readable_remote(gitlab):
+    """Where the bucket allows anonymous reads, a fork's pipeline trains without credentials, and
+    still never writes to the remote or the repository, nor comments."""
+    bucket = json.loads((gitlab.project / ".cookiecutter.json").read_text())["s3_bucket"]
+    s3 = boto3.client(
+        "s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
+    # Public-read ACLs (moto answers anonymous HEAD requests under ACLs, not under bucket policies).
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    for stored_object in s3.list_objects_v2(Bucket=bucket)["Contents"]:
+        s3.put_object_acl(Bucket=bucket, Key=stored_object["Key"], ACL="public-read")
+    stored = s3.list_objects_v2(Bucket=bucket)["KeyCount"]
+
+    commit = change_trees(gitlab, "fork-anonymous", 20)
+    fork = gitlab.pipeline(
+        "train", "report", "comment", merge_request=True, fork=True, credentials=False, source_branch="fork-anonymous"
+    )
+    assert fork.returncode == 0, fork.output
+    train = fork.job_log("train")
+    assert "the remote is read anonymously" in train
+    assert ran_stages(train) == ["prepare", "train", "evaluate"], train
+    assert "Merge request from a fork: results are not pushed to the remote." in train
+    assert "warning: dvc.lock does not match" in train
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == stored
+    assert gitlab.origin_head("fork-anonymous") == commit
+    report = fork.artifact("report", "report/report.md").read_text()
+    assert "| `train.random_forest.n_estimators` | 100 | 20 |" in report
+    # main's results never reached the remote (only its raw data did): the report says so.
+    assert "`origin/main` has no metrics yet" in report
+    assert gitlab.cml_calls() == []

@@ -18,3 +18,15 @@ is_fork_merge_request() {
 has_s3_credentials() {
   [ -n "${AWS_ACCESS_KEY_ID:-}" ] || [ -n "${AWS_WEB_IDENTITY_TOKEN_FILE:-}" ]
 }
+
+# DVC's remote as this pipeline can reach it: the CI's endpoint override (a committed endpointurl
+# would win over AWS_ENDPOINT_URL_S3; the local config wins over both), and anonymous reads for a
+# fork's pipeline, which gets no credentials.
+configure_remote() {
+  if [ -n "${AWS_ENDPOINT_URL_S3:-}" ] && grep -q endpointurl .dvc/config; then
+    dvc remote modify --local "$(dvc remote default)" endpointurl "$AWS_ENDPOINT_URL_S3"
+  fi
+  if ! has_s3_credentials && is_fork_merge_request; then
+    dvc remote modify --local "$(dvc remote default)" allow_anonymous_login true
+  fi
+}

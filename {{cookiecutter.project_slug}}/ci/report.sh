@@ -7,6 +7,7 @@ if [ ! -f reports/evaluation/metrics.json ]; then
   echo "No training results in this pipeline (see the train job), so there is no report."
   exit 0
 fi
+configure_remote
 target="$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
 # Merge request clones are shallow and lack the target branch; one commit of it is enough, as
 # DVC reads that commit's metrics and plots from the remote.

@@ -25,6 +25,7 @@ import numpy as np
 import yaml
 from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
+from dvc_data.index import DataIndexError
 
 from .config import EVALUATION_DIR, PARAMS_FILE
 
@@ -50,14 +51,14 @@ def reader(rev: str | None) -> Callable[[Path], object]:
 
     One DVCFileSystem serves every file of a revision: it fetches DVC-tracked files from the
     remote when they are not in the local cache, and opening it once is far cheaper than once per
-    file. A missing file reads as None.
+    file. A file that is missing, or whose data never reached the remote, reads as None.
     """
     fs = None if rev is None else DVCFileSystem(url=".", rev=rev)
 
     def read(path: Path):
         try:
             text = path.read_text(encoding="utf-8") if fs is None else fs.read_text(str(path), encoding="utf-8")
-        except (FileNotFoundError, DvcException):
+        except (FileNotFoundError, DvcException, DataIndexError):
             return None
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
 
