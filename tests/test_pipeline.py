@@ -50,19 +50,36 @@ def test_training_param_change_reruns_only_dependent_stages(bake):
     params_file.write_text(yaml.safe_dump(params))
     assert ran_stages(run(["dvc", "repro"], project).stdout) == ["train", "evaluate"]
 
+    # Another estimator's hyper-parameters are not read while random_forest is chosen.
+    params["train"]["logistic_regression"]["C"] = 0.5
+    params_file.write_text(yaml.safe_dump(params))
+    assert ran_stages(run(["dvc", "repro"], project).stdout) == []
+    params["train"]["estimator"] = "logistic_regression"
+    params_file.write_text(yaml.safe_dump(params))
+    assert ran_stages(run(["dvc", "repro"], project).stdout) == ["train", "evaluate"]
+
     params["prepare"]["test_size"] = 0.3
     params_file.write_text(yaml.safe_dump(params))
     assert ran_stages(run(["dvc", "repro"], project).stdout) == ["prepare", "train", "evaluate"]
 
 
-def test_bad_param_fails_with_one_clear_line(bake):
+@pytest.mark.parametrize(
+    ("before", "after", "message"),
+    [
+        # dvc.yaml tracks `train.${train.estimator}`, so DVC itself names an unknown estimator.
+        ("estimator: random_forest", "estimator: svm", "Parameters 'train.svm' are missing from 'params.yaml'"),
+        ("test_size: 0.25", "test_size: 1.5", "error: params.yaml: prepare.test_size must be a number between 0 and 1"),
+        ("n_estimators: 100", "n_estimators: -3", "error: params.yaml: train.random_forest.n_estimators must not be"),
+    ],
+)
+def test_bad_param_fails_with_one_clear_line(bake, before, after, message):
     project = bake()
     params_file = project / "params.yaml"
-    params_file.write_text(params_file.read_text().replace("estimator: random_forest", "estimator: svm"))
+    params_file.write_text(params_file.read_text().replace(before, after))
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "error: params.yaml: train.estimator 'svm' is unknown; choose one of random_forest" in output
+    assert message in output
     assert "Traceback" not in output
     assert not (project / "models/model.skops").exists()
 
