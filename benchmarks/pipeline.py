@@ -383,7 +383,7 @@ def machine_info(project: Path, env: dict[str, str]) -> dict[str, str]:
         "nproc": run(["nproc"], project, env).stdout.strip(),
         "python": platform.python_version(),
         "dvc": run(["dvc", "--version"], project, env).stdout.strip(),
-        "command": shlex.join([os.path.relpath(sys.executable, Path.cwd()), *sys.argv]),
+        "command": shlex.join([os.path.relpath(sys.executable, Path.cwd()), "-m", __spec__.name, *sys.argv[1:]]),
         "load_start": load_average(),
     }
 
