@@ -64,8 +64,10 @@ class PipelineRun:
     project: Path
 
     def job_log(self, job: str) -> str:
+        """The job's lines, without the job-name column (padded to the longest job name)."""
         prefix = f"{job} "
-        return "\n".join(line[len(prefix) :] for line in self.output.splitlines() if line.startswith(prefix))
+        lines = [line[len(prefix) :].lstrip(" ") for line in self.output.splitlines() if line.startswith(prefix)]
+        return "\n".join(lines)
 
     def artifact(self, job: str, path: str) -> Path:
         return self.project / ".gitlab-ci-local" / "artifacts" / job / path
