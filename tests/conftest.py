@@ -2,7 +2,6 @@
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -102,8 +101,3 @@ def s3_env(project: Path, endpoint: str, bucket: str) -> dict[str, str]:
     )
     client.create_bucket(Bucket=bucket)
     return env
-
-
-def copy_project(source: Path, destination: Path) -> Path:
-    shutil.copytree(source, destination, symlinks=True)
-    return destination
