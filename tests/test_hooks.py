@@ -4,8 +4,10 @@ The hook keeps its template syntax inside `if __name__ == "__main__"`, so import
 gives the plain rule functions without baking anything.
 """
 
+import ast
 import importlib.util
 import subprocess
+import sys
 
 import pytest
 
@@ -254,3 +256,14 @@ def test_cli_bakes_valid_answers_without_errors(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "ERROR" not in result.stderr
     assert {path.name for path in tmp_path.iterdir()} - CONFIG_FILES == {"good-slug"}
+
+
+@pytest.mark.parametrize("hook", ["pre_gen_project.py", "post_gen_project.py"])
+def test_hooks_need_only_the_standard_library(hook):
+    """Baking needs only cookiecutter: no DVC, git bindings or scikit-learn may be imported."""
+    tree = ast.parse((TEMPLATE / "hooks" / hook).read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names
+    }
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported and imported <= sys.stdlib_module_names, imported - sys.stdlib_module_names
