@@ -95,7 +95,7 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run, s3_env
+from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, ran_stages, run, s3_env
 from tests.gitlab import GITLAB_CI_LOCAL, GitLabApiDouble, LocalGitLab, PipelineRun, create_jobs_venv
 
 RESULTS_FILE = Path(__file__).resolve().parent / "ci_results.md"
@@ -135,10 +135,6 @@ class Stopwatch:
     def __exit__(self, *exc) -> None:
         self.timing.wall = time.perf_counter() - self.wall_start
         self.timing.cpu = children_cpu_seconds() - self.cpu_start
-
-
-def ran_stages(log: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", log)
 
 
 # gitlab-ci-local's --timestamps prefix: wall clock, then time since the job started ("[06:08:51  3.84 s] ").

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,11 @@ def project_env(project: Path, **extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def ran_stages(output: str) -> list[str]:
+    """The stages DVC ran, in order, from its output ("Running stage 'train':")."""
+    return re.findall(r"Running stage '(\w+)'", output)
 
 
 def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:

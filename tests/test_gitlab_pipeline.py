@@ -9,14 +9,10 @@ import uuid
 import boto3
 import pytest
 
-from .conftest import run, s3_env
+from .conftest import ran_stages, run, s3_env
 from .gitlab import PROJECT_URL, GitLabApiDouble, LocalGitLab, create_jobs_venv
 
 pytestmark = pytest.mark.slow
-
-
-def ran_stages(log: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", log)
 
 
 @pytest.fixture

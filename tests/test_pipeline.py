@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VENV_BIN, project_env, run
+from .conftest import VENV_BIN, project_env, ran_stages, run
 
 pytestmark = pytest.mark.slow
 
 # Chance level is 1/classes; the bundled datasets are far easier than that (see datasets.md).
 MIN_ACCURACY = {"breast_cancer": 0.9, "wine": 0.9, "digits": 0.9}
-
-
-def ran_stages(output: str) -> list[str]:
-    return re.findall(r"Running stage '(\w+)'", output)
 
 
 @pytest.mark.parametrize("dataset", sorted(MIN_ACCURACY))

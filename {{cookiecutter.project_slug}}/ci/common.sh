@@ -23,10 +23,12 @@ has_s3_credentials() {
 # would win over AWS_ENDPOINT_URL_S3; the local config wins over both), and anonymous reads for a
 # fork's pipeline, which gets no credentials.
 configure_remote() {
-  if [ -n "${AWS_ENDPOINT_URL_S3:-}" ] && grep -q endpointurl .dvc/config; then
-    dvc remote modify --local "$(dvc remote default)" endpointurl "$AWS_ENDPOINT_URL_S3"
-  fi
-  if ! has_s3_credentials && is_fork_merge_request; then
-    dvc remote modify --local "$(dvc remote default)" allow_anonymous_login true
+  local override=false anonymous=false remote
+  [ -n "${AWS_ENDPOINT_URL_S3:-}" ] && grep -q endpointurl .dvc/config && override=true
+  ! has_s3_credentials && is_fork_merge_request && anonymous=true
+  if $override || $anonymous; then
+    remote=$(dvc remote default)  # one DVC start-up, and none when nothing needs changing
+    if $override; then dvc remote modify --local "$remote" endpointurl "$AWS_ENDPOINT_URL_S3"; fi
+    if $anonymous; then dvc remote modify --local "$remote" allow_anonymous_login true; fi
   fi
 }
