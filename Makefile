@@ -46,9 +46,12 @@ rsync:
 		|| { echo "error: rsync is missing: install it (Debian/Ubuntu: sudo apt-get install rsync)." >&2; exit 1; }
 
 # Re-pin both lock files after editing requirements/*.in.
+# The project's lock starts at cookiecutter.json's _min_python, which becomes its requires-python.
 lock: $(VENV)/.installed
 	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements/dev.in -o requirements/dev.txt
-	$(BIN)/uv pip compile --quiet --universal --python-version 3.11 --no-header requirements/project.in \
+	$(BIN)/uv pip compile --quiet --universal --no-header \
+		--python-version "$$($(BIN)/python -c 'import json; print(json.load(open("cookiecutter.json"))["_min_python"])')" \
+		requirements/project.in \
 		-o '{{cookiecutter.project_slug}}/requirements.lock'
 
 clean:

@@ -1,29 +1,39 @@
 """Run a baked project's .gitlab-ci.yml on this machine with gitlab-ci-local (shell executor).
 
-`LocalGitLab` plays the parts GitLab would: a bare repository as `origin` (reached through a
-git URL rewrite, so jobs see a realistic https remote), MR and fork pipeline variables, CI/CD
-variables for credentials, a loopback double of the one GitLab API call the pipeline makes
-itself (the token preflight), and the strict `cml` stand-in first on PATH.
+`LocalGitLab` plays the parts GitLab would, setting only the variables GitLab sets:
+- a loopback GitLab API (`GitLabApi`, notes paged like GitLab) whose address is the instance's
+  URL, so CML's stand-in and the jobs find it as they would on GitLab;
+- bare repositories for the project and for a contributor's fork, reached through git URL
+  rewrites of exactly the URL forms GitLab accepts (the plain project URL, and `oauth2:<token>@`
+  with the valid REPO_TOKEN). Any other form (a job token, a wrong token) reaches the API double
+  instead of a repository, so a push with it fails as a refused push would;
+- the runner's checkout: a new shallow fetch (depth 1) of the pipeline's commit, with `origin`
+  pointing at the project the pipeline runs in; for merged results and merge trains, a merge
+  commit of the source into the target tip that exists in neither branch;
+- CI/CD variables (S3 credentials and REPO_TOKEN) only where the pipeline runs in the project
+  that holds them.
 """
 
 import json
 import os
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import count
 from pathlib import Path
 
 from .conftest import TEMPLATE, VENV_BIN, project_env, run
+from .gitlab_api import GitLabApi
 
 GITLAB_CI_LOCAL = TEMPLATE / "node_modules" / ".bin" / "gitlab-ci-local"
 STAND_INS = TEMPLATE / "tests" / "stand_ins"
-PROJECT_URL = "https://gitlab.example.com/ml/demo"
-PROJECT_ID = "4242"
+PROJECT_ID, PROJECT_PATH = "4242", "ml/demo"
+FORK_ID, FORK_PATH = "5151", "contributor/demo"
 TOKEN = "glpat-valid-test-token"
+BOT = {"id": 42, "username": "project_4242_bot"}
+JOB_TOKEN = "glcbt-64_job-token-of-this-pipeline"
 
 
 def create_jobs_venv(project: Path, path: Path) -> Path:
-    """The environment the jobs' `uv pip install -r requirements.lock -e .` targets, as the image
+    """The environment the jobs' `uv pip install -r requirements.lock` targets, as the image
     would have it after a cache restore: the locked dependencies, installed once."""
     env = {key: value for key, value in project_env(project).items() if key != "PYTHONPATH"}
     run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", str(VENV_BIN / "python"), str(path)], project, env)
@@ -32,36 +42,11 @@ def create_jobs_venv(project: Path, path: Path) -> Path:
     return path
 
 
-class ProjectsApi(BaseHTTPRequestHandler):
-    """GET /api/v4/projects/<id> answers 200 only for the valid token, like GitLab."""
-
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        ok = self.path.startswith("/api/v4/projects/") and self.headers.get("PRIVATE-TOKEN") == TOKEN
-        self.send_response(200 if ok else 401)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(b'{"id": 4242}' if ok else b'{"message": "401 Unauthorized"}')
-
-    def log_message(self, *args):
-        pass
-
-
-class GitLabApiDouble:
-    def __enter__(self) -> str:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), ProjectsApi)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_port}/api/v4"
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @dataclass
 class PipelineRun:
     returncode: int
     output: str
-    project: Path
+    checkout: Path
 
     def job_log(self, job: str) -> str:
         """The job's lines, without the job-name column (padded to the longest job name)."""
@@ -70,44 +55,60 @@ class PipelineRun:
         return "\n".join(lines)
 
     def artifact(self, job: str, path: str) -> Path:
-        return self.project / ".gitlab-ci-local" / "artifacts" / job / path
+        return self.checkout / ".gitlab-ci-local" / "artifacts" / job / path
 
 
 @dataclass
 class LocalGitLab:
+    """`project` is the developer's clone (remotes `origin` and `fork`); pipelines run elsewhere."""
+
     project: Path
     jobs_venv: Path
     s3_endpoint: str
-    api_url: str
+    api: GitLabApi
     origin: Path = field(init=False)
+    fork: Path = field(init=False)
     cml_log: Path = field(init=False)
+    runs: count = field(init=False, default_factory=count)
 
     def __post_init__(self):
         self.origin = self.project.parent / "origin.git"
+        self.fork = self.project.parent / "fork.git"
         self.cml_log = self.project.parent / "cml-calls.jsonl"
-        env = self.env()
-        run(["git", "init", "--quiet", "--bare", str(self.origin)], self.project.parent, env)
-        run(["git", "remote", "add", "origin", PROJECT_URL], self.project, env)
+        run(["git", "init", "--quiet", "--bare", str(self.origin)], self.project.parent, self.env())
+        run(["git", "remote", "add", "origin", self.url(PROJECT_PATH)], self.project, self.env())
+        run(["git", "remote", "add", "fork", self.url(FORK_PATH)], self.project, self.env())
         self.push("main")
-        run(["git", "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"], self.project, env)
+        # The contributor forked now: the fork's main stays at this commit.
+        run(["git", "clone", "--quiet", "--bare", str(self.origin), str(self.fork)], self.project.parent, self.env())
+        for bare in (self.origin, self.fork):  # GitLab serves any reachable commit by SHA
+            run(["git", "config", "uploadpack.allowAnySHA1InWant", "true"], bare, self.env())
+
+    def url(self, path: str, credentials: str = "") -> str:
+        return self.api.url.replace("://", f"://{credentials}@" if credentials else "://") + f"/{path}"
 
     def url_rewrite(self) -> dict[str, str]:
-        """git config, as environment, that sends the https project URL to the bare repository.
-
-        Jobs and this harness get it; gitlab-ci-local itself must not, as it derives the CI_PROJECT_*
-        variables from the remote's URL."""
-        return {
-            "GIT_CONFIG_COUNT": "1",
-            "GIT_CONFIG_KEY_0": f"url.{self.origin}.insteadOf",
-            "GIT_CONFIG_VALUE_0": PROJECT_URL,
-        }
+        """git config, as environment, sending the URL forms GitLab accepts to the bare repositories."""
+        rewrites = []
+        for bare, path in ((self.origin, PROJECT_PATH), (self.fork, FORK_PATH)):
+            rewrites += [(bare, self.url(path)), (bare, self.url(path) + ".git")]
+            rewrites.append((bare, self.url(path, f"oauth2:{TOKEN}") + ".git"))
+        env = {"GIT_CONFIG_COUNT": str(len(rewrites))}
+        for index, (bare, url) in enumerate(rewrites):
+            env[f"GIT_CONFIG_KEY_{index}"] = f"url.{bare}.insteadOf"
+            env[f"GIT_CONFIG_VALUE_{index}"] = url
+        return env
 
     def env(self, rewrite: bool = True) -> dict[str, str]:
-        """The runner's environment: jobs see the jobs venv and the `cml` stand-in on PATH."""
+        """The runner's environment: jobs see the jobs venv and the `cml` stand-in on PATH.
+
+        gitlab-ci-local itself gets no rewrite (rewrite=False): it derives the CI_PROJECT_*
+        variables from the remote's URL."""
         env = project_env(self.project)
-        del env["PYTHONPATH"]  # the jobs install the project themselves (`uv pip install -e .`)
+        del env["PYTHONPATH"]  # the jobs set it themselves
         env["PATH"] = os.pathsep.join([str(STAND_INS), str(self.jobs_venv / "bin"), str(VENV_BIN), env["PATH"]])
         env["VIRTUAL_ENV"] = str(self.jobs_venv)
+        env["GIT_TERMINAL_PROMPT"] = "0"  # a refused push fails instead of asking for a password
         if rewrite:
             env.update(self.url_rewrite())
         return env
@@ -115,52 +116,101 @@ class LocalGitLab:
     def git(self, *args: str) -> str:
         return run(["git", *args], self.project, self.env()).stdout.strip()
 
-    def push(self, branch: str) -> None:
-        self.git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
-        self.git("fetch", "--quiet", "origin")
+    def push(self, branch: str, remote: str = "origin") -> None:
+        self.git("push", "--quiet", remote, f"HEAD:refs/heads/{branch}")
+        self.git("fetch", "--quiet", remote)
 
-    def origin_head(self, branch: str) -> str:
-        return run(["git", "rev-parse", branch], self.origin, self.env()).stdout.strip()
+    def head(self, branch: str, repository: Path | None = None) -> str:
+        """The branch's commit in a bare repository (the project's unless given), or ''."""
+        found = run(["git", "rev-parse", "--verify", "--quiet", branch], repository or self.origin, self.env(), False)
+        return found.stdout.strip()
+
+    origin_head = head
 
     def pipeline(
         self,
         *jobs: str,
+        branch: str = "main",
         merge_request: bool = False,
-        fork: bool = False,
-        credentials: bool = True,
         source_branch: str = "",
+        event_type: str = "detached",
+        fork: str = "",
+        credentials: bool | None = None,
         variables: dict | None = None,
+        sha: str = "",
     ) -> PipelineRun:
+        """One pipeline. `fork`: "" (same project), "runs_in_fork" or "runs_in_parent" (a
+        maintainer ran the fork's merge request pipeline in this project). `sha`: an older commit
+        of the source branch (a retried pipeline) instead of its tip."""
+        in_fork = fork == "runs_in_fork"
+        here_path, here_id = (FORK_PATH, FORK_ID) if in_fork else (PROJECT_PATH, PROJECT_ID)
         values = {
-            "CI_PROJECT_ID": PROJECT_ID,
-            "CI_API_V4_URL": self.api_url,
+            "CI_SERVER_URL": self.api.url,
+            "CI_SERVER_PROTOCOL": self.api.url.split("://")[0],
+            "CI_API_V4_URL": self.api.api_url,
+            "CI_PROJECT_ID": here_id,
+            "CI_PROJECT_PATH": here_path,
+            "CI_PROJECT_URL": self.url(here_path),
+            "CI_REPOSITORY_URL": self.url(here_path, f"gitlab-ci-token:{JOB_TOKEN}") + ".git",
+            "CI_DEFAULT_BRANCH": "main",
+            "CI_PIPELINE_ID": str(1000 + next(self.runs)),
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
             "CML_STAND_IN_LOG": str(self.cml_log),
-            "DVC_LOCK_PUSH_URL": PROJECT_URL,
             **self.url_rewrite(),
         }
-        if credentials:
+        if credentials if credentials is not None else not in_fork:
             values.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", REPO_TOKEN=TOKEN)
         unset = []
+        source_repo, source_url = (self.fork, FORK_PATH) if fork else (self.origin, PROJECT_PATH)
         if merge_request:
+            self.git("fetch", "--quiet", "--multiple", "origin", "fork")  # the pipelines' own pushes too
+            source_sha, target_sha = sha or self.head(source_branch, source_repo), self.head("main")
             values.update(
                 CI_PIPELINE_SOURCE="merge_request_event",
                 CI_MERGE_REQUEST_IID="1",
+                CI_MERGE_REQUEST_EVENT_TYPE=event_type,
                 CI_MERGE_REQUEST_PROJECT_ID=PROJECT_ID,
-                CI_MERGE_REQUEST_SOURCE_PROJECT_ID="9999" if fork else PROJECT_ID,
+                CI_MERGE_REQUEST_PROJECT_URL=self.url(PROJECT_PATH),
+                CI_MERGE_REQUEST_SOURCE_PROJECT_ID=FORK_ID if fork else PROJECT_ID,
+                CI_MERGE_REQUEST_SOURCE_PROJECT_URL=self.url(source_url),
                 CI_MERGE_REQUEST_SOURCE_BRANCH_NAME=source_branch,
                 CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+                CI_MERGE_REQUEST_DIFF_BASE_SHA=self.git("merge-base", source_sha, target_sha),
             )
-            unset.append("CI_COMMIT_BRANCH")  # real GitLab leaves it unset in MR pipelines
+            if event_type != "detached":
+                values["CI_MERGE_REQUEST_SOURCE_BRANCH_SHA"] = source_sha
+                values["CI_MERGE_REQUEST_TARGET_BRANCH_SHA"] = target_sha
+            unset.append("CI_COMMIT_BRANCH")  # GitLab leaves it unset in merge request pipelines
+            checkout = self.checkout(source_repo, source_sha, values["CI_PROJECT_URL"], event_type, target_sha)
         else:
-            values["CI_PIPELINE_SOURCE"] = "push"
+            values.update(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch, CI_COMMIT_REF_NAME=branch)
+            checkout = self.checkout(self.origin, self.head(branch), values["CI_PROJECT_URL"])
+        values["CI_COMMIT_SHA"] = run(["git", "rev-parse", "HEAD"], checkout, self.env()).stdout.strip()
         values.update(variables or {})
         args = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
         args += [f"--variable={key}={value}" for key, value in values.items()]
         args += [f"--unset-variable={key}" for key in unset]
-        args += ["--ignore-predefined-vars", "CI_PIPELINE_SOURCE,CI_PROJECT_ID,CI_API_V4_URL", *jobs]
-        result = run(args, self.project, self.env(rewrite=False), check=False)
-        return PipelineRun(result.returncode, result.stdout + result.stderr, self.project)
+        predefined = [key for key in [*values, *unset] if key.startswith("CI_")]
+        args += ["--ignore-predefined-vars", ",".join(predefined), *jobs]
+        result = run(args, checkout, self.env(rewrite=False), check=False)
+        return PipelineRun(result.returncode, result.stdout + result.stderr, checkout)
+
+    def checkout(self, repository: Path, sha: str, origin_url: str, event_type="detached", target_sha="") -> Path:
+        """What the runner clones: a shallow fetch of the commit (or GitLab's merge commit)."""
+        path = self.project.parent / f"checkout-{next(self.runs)}"
+        env = self.env()
+        run(["git", "init", "--quiet", str(path)], self.project.parent, env)
+        run(["git", "remote", "add", "origin", origin_url], path, env)
+        if event_type == "detached":
+            run(["git", "fetch", "--quiet", "--depth=1", str(repository), sha], path, env)
+            run(["git", "checkout", "--quiet", "-B", "pipeline", sha], path, env)
+        else:  # GitLab's refs/merge-requests/<iid>/merge: the source merged into the target tip
+            run(["git", "fetch", "--quiet", str(self.origin), target_sha], path, env)
+            run(["git", "checkout", "--quiet", "-B", "pipeline", target_sha], path, env)
+            run(["git", "fetch", "--quiet", str(repository), sha], path, env)
+            run(["git", "merge", "--quiet", "--no-ff", "--no-edit", sha], path, env)
+        run(["git", "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"], path, env)
+        return path
 
     def cml_calls(self) -> list[dict]:
         if not self.cml_log.exists():

@@ -129,7 +129,7 @@ def assert_rendered_cleanly(project: Path, answers: dict) -> None:
     assert metadata["name"] == recorded["project_slug"] == project.name
     assert metadata["description"] == recorded["description"]
     assert metadata["authors"] == [{"name": recorded["author_name"], "email": recorded["author_email"]}]
-    assert metadata["requires-python"] == f">={recorded['python_version']}"
+    assert metadata["requires-python"] == f">={QUESTIONS['_min_python']}"
     model = yaml.safe_load((project / "dvc.yaml").read_text(encoding="utf-8"))["artifacts"]["model"]
     assert model["desc"] == recorded["description"]
     assert recorded["dataset"] in model["labels"]
@@ -168,14 +168,29 @@ def test_long_name_still_derives_a_valid_bucket(bake):
 
 
 @pytest.mark.parametrize("version", PYTHON_VERSIONS)
-def test_python_version_sets_requires_python_and_ruff_target(bake, version):
+def test_python_version_picks_the_ci_image_not_the_lowest_python(bake, version):
+    """Whatever the CI image, the project installs on the lowest Python its lock supports: a
+    newcomer on Debian 12's Python 3.11 can follow the README whichever version was chosen."""
     project = bake(python_version=version)
     assert_rendered_cleanly(project, {"python_version": version})
-    tool = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))["tool"]
-    assert tool["ruff"]["target-version"] == "py" + version.replace(".", "")
-    # ruff exits 2 on a target-version it does not know; --exit-zero leaves lint findings to
-    # test_pipeline.py, so this checks only that the rendered setting is usable.
-    run([str(VENV_BIN / "ruff"), "check", "--no-cache", "--exit-zero", "."], project)
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert pyproject["project"]["requires-python"] == ">=3.11"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py311"
+    assert yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["variables"]["PYTHON_IMAGE"] == (
+        f"python:{version}"
+    )
+
+
+def test_every_python_choice_is_one_the_lock_supports():
+    lowest = tuple(map(int, QUESTIONS["_min_python"].split(".")))
+    assert all(tuple(map(int, version.split("."))) >= lowest for version in PYTHON_VERSIONS)
+
+
+def test_an_unlisted_python_version_is_refused_at_bake_time(tmp_path):
+    result = bake_cli(tmp_path, "python_version=3.10")
+    assert result.returncode != 0
+    assert "3.10 provided for choice variable python_version, but the choices are" in result.stderr
+    assert not any(tmp_path.glob("*/pyproject.toml"))
 
 
 @pytest.mark.parametrize("name", DATASETS)

@@ -1,10 +1,13 @@
-"""The `cml` stand-in (tests/stand_ins/cml) is part of the proof, so prove it is strict.
+"""The `cml` stand-in (tests/stand_ins/cml) is part of the proof, so prove it strict and faithful.
 
-It must accept the exact call the generated project makes (ci/comment.sh), record it faithfully, and
-reject what real CML 0.20.6 would reject or what would break on GitLab. Each test runs the script in
-a subprocess with an explicit environment: no inherited tokens, CI variables or CML_* options.
+Faithful: against the loopback GitLab API (tests/gitlab_api.py) it makes the requests CML 0.20.6
+makes (src/drivers/gitlab.js), including its real limits: `comment update` reads only the first
+page of notes, and editing another user's note fails with GitLab's 403. Strict: anything the
+template does not call, or that would break on GitLab, exits 1 before any request. Each test runs
+the script in a subprocess with an explicit environment (no inherited tokens, CI or CML_* variables).
 """
 
+import base64
 import json
 import os
 import stat
@@ -14,55 +17,58 @@ from pathlib import Path
 
 import pytest
 
+from .gitlab_api import GitLabApi
+
 STAND_IN = Path(__file__).resolve().parent / "stand_ins" / "cml"
 TOKEN = "glpat-stand-in-test-token-5f3a9c"
-REPO = "https://gitlab.example.com/g/p"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
-# The call in {{cookiecutter.project_slug}}/ci/comment.sh, with its variables expanded.
-TEMPLATE_CALL = [
-    *("comment", "update", "report/report.md"),
-    *("--driver", "gitlab"),
-    *("--repo", REPO),
-    *("--target", "pr/7"),
-    "--native",
-    *("--watermark-title", "DVC model report"),
-]
-INHERITED = ("REPO_TOKEN", "repo_token", "GITHUB_TOKEN", "GITLAB_TOKEN", "BITBUCKET_TOKEN")
-INHERITED += ("GITHUB_REPOSITORY", "BITBUCKET_REPO_UUID", "ITERATIVE_DO_NOT_TRACK")
+OTHER_TOKEN = "glpat-other-user-token-88e1"
+BOT = {"id": 10, "username": "project_4242_bot"}
+OTHER = {"id": 11, "username": "project_4242_bot_1"}
+SHA = "c0ffee" * 6 + "abcd"
+TITLE = "DVC model report"
+WATERMARK = f'![](https://cml.dev/watermark.png#{SHA} "CML watermark {TITLE}")'
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+REPORT = "# Model report\n\n![roc](./roc.png)\n"
+INHERITED = ("REPO_TOKEN", "repo_token", "GITHUB_TOKEN", "GITLAB_TOKEN", "BITBUCKET_TOKEN", "GITHUB_REPOSITORY")
+INHERITED += ("BITBUCKET_REPO_UUID",)
+
+
+@pytest.fixture
+def api():
+    with GitLabApi("4242", "ml/demo", {TOKEN: BOT, OTHER_TOKEN: OTHER}) as api:
+        yield api
 
 
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
-    """A job's working directory: report/report.md referencing an existing PNG next to it."""
+    """A job's working directory: report/report.md showing an existing PNG next to it."""
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "roc.png").write_bytes(PNG)
-    (tmp_path / "report" / "report.md").write_text("# Model report\n\n| auc | 0.9 |\n\n![roc](./roc.png)\n")
+    (tmp_path / "report" / "report.md").write_text(REPORT)
     return tmp_path
 
 
 @pytest.fixture
-def cml(workspace: Path):
-    """Run the stand-in in the workspace: (completed process, records this call added to the log)."""
+def cml(api, workspace):
+    """Run `cml comment <mode> report/report.md` with the template's options plus `extra` (or exactly
+    `argv`): (completed process, records this call added to the log)."""
     log = workspace / "cml-calls.jsonl"
 
-    def _run(*args: str, token: str | None = TOKEN, via_path: bool = False, **env: str):
+    def _run(*extra, mode="update", title=TITLE, target="pr/7", argv=None, token=TOKEN, **env):
+        if argv is None:
+            argv = ["comment", mode, "report/report.md", "--driver", "gitlab", "--repo", f"{api.url}/ml/demo"]
+            argv += ["--target", target, "--native", "--watermark-title", title, *extra]
         environment = {
             key: value
             for key, value in os.environ.items()
-            if key not in INHERITED and not key.startswith(("CI_", "CML_", "GITLAB_", "GIT_"))
+            if key not in INHERITED and not key.startswith(("CI_", "CML_", "GIT_"))
         }
-        environment.update(
-            ITERATIVE_DO_NOT_TRACK="1", CML_STAND_IN_LOG=str(log), GIT_CEILING_DIRECTORIES=str(workspace)
-        )
-        if token is not None:
-            environment["REPO_TOKEN"] = token
+        environment.update(ITERATIVE_DO_NOT_TRACK="1", CML_STAND_IN_LOG=str(log), CI_COMMIT_SHA=SHA)
+        environment.update(GIT_CEILING_DIRECTORIES=str(workspace.parent), **({"REPO_TOKEN": token} if token else {}))
         environment.update(env)
         before = log.read_text().count("\n") if log.exists() else 0
-        if via_path:  # as the job scripts run it
-            environment["PATH"] = f"{STAND_IN.parent}{os.pathsep}{environment['PATH']}"
-            command = ["cml", *args]
-        else:  # this interpreter rather than the shebang's: half the start-up time
-            command = [sys.executable, str(STAND_IN), *args]
+        # this interpreter rather than the shebang's: half the start-up time
+        command = [sys.executable, STAND_IN, *argv]
         result = subprocess.run(command, cwd=workspace, env=environment, capture_output=True, text=True)
         lines = log.read_text().splitlines() if log.exists() else []
         return result, [json.loads(line) for line in lines[before:]]
@@ -70,365 +76,225 @@ def cml(workspace: Path):
     return _run
 
 
-def assert_rejected(result: subprocess.CompletedProcess, records: list[dict], *fragments: str) -> None:
-    assert result.returncode == 1, result.stderr
-    assert records == [], "a rejected call must not be recorded"
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in result.stderr
+def report_notes(api: GitLabApi) -> list[dict]:
+    return [note for note in api.notes(7) if f'"CML watermark {TITLE}")' in note["body"]]
 
 
-def test_is_an_executable_python_script():
+def test_is_an_executable_script_that_runs_from_path_as_cml(tmp_path):
     assert STAND_IN.stat().st_mode & stat.S_IXUSR
-    assert STAND_IN.read_text().startswith("#!/usr/bin/env python3\n")
+    env = {**os.environ, "PATH": f"{STAND_IN.parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(["cml", "--version"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (0, "0.20.6\n")
 
 
-def test_accepts_the_template_call_and_records_it(cml, workspace):
-    result, records = cml(*TEMPLATE_CALL)
+def test_create_uploads_the_images_and_posts_a_watermarked_note(cml, api, workspace):
+    result, [record] = cml(mode="create")
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{REPO}/-/merge_requests/7#note_1\n"
-    assert "asset.cml.dev" not in result.stderr  # --native: no public upload warning
-    [record] = records
-    assert record["argv"] == TEMPLATE_CALL
-    assert record["cwd"] == str(workspace)
-    assert record["subcommand"] == "comment update"
-    assert record["options"] == {
-        "driver": "gitlab",
-        "repo": REPO,
-        "target": "pr/7",
-        "publish-native": True,
-        "watermark-title": "DVC model report",
-    }
-    assert record["markdown_path"] == str(workspace / "report" / "report.md")
-    assert record["markdown"] == (workspace / "report" / "report.md").read_text()
-    assert record["images"] == [
-        {
-            "ref": "./roc.png",
-            "kind": "markdown",
-            "path": str(workspace / "report" / "roc.png"),
-            "bytes": 40,
-            "png": True,
-        }
+    [upload] = api.uploads
+    assert (upload["filename"], upload["content_type"], upload["content"]) == ("roc.png", "image/png", PNG)
+    [note] = api.notes(7)
+    assert note["body"] == f"# Model report\n\n![roc]({upload['url']})\n\n\n{WATERMARK}"
+    assert note["author"] == BOT
+    url = f"{api.url}/ml/demo/-/merge_requests/7#note_{note['id']}"
+    assert result.stdout == url + "\n"
+    assert [(request.method, request.path, request.query) for request in api.requests] == [
+        ("GET", "/api/v4/version", {}),  # repoBase: one probe per path prefix of --repo
+        ("GET", "/ml/api/v4/version", {}),
+        ("POST", "/api/v4/projects/ml%2Fdemo/uploads", {}),
+        ("POST", "/api/v4/projects/ml%2Fdemo/merge_requests/7/notes", {}),
     ]
+    assert record["note"] == {"id": note["id"], "url": url, "action": "created"}
     assert record["token_source"] == "REPO_TOKEN"
-    assert record["env"]["ITERATIVE_DO_NOT_TRACK"] == "1"
-    assert record["env"]["CI_MERGE_REQUEST_IID"] is None
+    path = str(workspace / "report" / "roc.png")
+    assert record["images"] == [
+        {"ref": "./roc.png", "kind": "image", "path": path, "bytes": len(PNG), "url": upload["url"]}
+    ]
 
 
-def test_runs_from_path_as_cml(cml):
-    result, [record] = cml(*TEMPLATE_CALL, via_path=True)
-    assert (result.returncode, result.stdout) == (0, f"{REPO}/-/merge_requests/7#note_1\n"), result.stderr
-    assert record["argv"] == TEMPLATE_CALL
+def test_update_edits_its_own_note_in_place_and_only_for_its_title(cml, api, workspace):
+    cml()
+    (workspace / "report" / "report.md").write_text("# Model report, second push\n")
+    result, [record] = cml(target="auto", CI_MERGE_REQUEST_IID="7")  # auto: the pipeline's merge request
+    other_title, _ = cml(title=f"{TITLE} (GPU)")
+
+    assert result.returncode == other_title.returncode == 0, result.stderr + other_title.stderr
+    [first, second] = api.notes(7)
+    assert record["note"]["id"] == first["id"]
+    assert record["note"]["action"] == "updated"
+    assert first["body"] == f"# Model report, second push\n\n\n{WATERMARK}"
+    assert api.requests_to("PUT", "/notes/")[0].status == 200
+    assert f'"CML watermark {TITLE} (GPU)")' in second["body"]
 
 
-def test_accepts_flag_equals_value(cml):
-    args = ["comment", "update", "report/report.md", "--driver=gitlab", f"--repo={REPO}", "--target=pr/7"]
-    result, [record] = cml(*args, "--native", "--watermark-title=DVC model report")
+@pytest.mark.parametrize(("newer", "action"), [(19, "updated"), (20, "created")])
+def test_update_looks_for_its_note_on_the_first_page_of_notes_only(cml, api, newer, action):
+    """CML 0.20.6's real limit: once 20 newer notes (system notes count) hide it, a second report is posted."""
+    cml()
+    for index in range(newer):
+        api.add_note(7, "added 1 commit" if index % 2 else f"comment {index}", OTHER, system=bool(index % 2))
+
+    result, [record] = cml()
 
     assert result.returncode == 0, result.stderr
-    assert record["options"]["target"] == "pr/7"
-    assert record["options"]["watermark-title"] == "DVC model report"
+    assert record["note"]["action"] == action
+    assert len(report_notes(api)) == (1 if action == "updated" else 2)
+    assert [read.query for read in api.requests_to("GET", "/notes$")] == [{}, {}]
 
 
-@pytest.mark.parametrize("via", ["REPO_TOKEN", "GITLAB_TOKEN", "--token", "--token=", "--driver-token"])
-def test_log_never_contains_the_token(cml, workspace, via):
-    if via.startswith("--"):
-        flag = [f"{via}{TOKEN}"] if via.endswith("=") else [via, TOKEN]
-        result, records = cml(*TEMPLATE_CALL, *flag, token=None)
-    else:
-        result, records = cml(*TEMPLATE_CALL, token=None, **{via: TOKEN})
+def test_api_errors_fail_with_the_http_status_text_as_cml_does(cml, api):
+    assert cml(token=OTHER_TOKEN)[0].returncode == 0  # the report as a previous token's user wrote it
+
+    forbidden, records = cml()
+
+    assert (forbidden.returncode, forbidden.stdout, records) == (1, "", [])
+    assert forbidden.stderr == '{"level": "error", "message": "Forbidden"}\n'
+    assert api.requests_to("PUT", "/notes/")[0].status == 403
+    assert [note["author"] for note in api.notes(7)] == [OTHER]
+
+    unauthorized, _ = cml(token="glpat-revoked-token")
+    assert unauthorized.stderr == '{"level": "error", "message": "Unauthorized"}\n'  # at the first request
+    assert [request.path for request in api.requests[-2:]] == ["/api/v4/version", "/ml/api/v4/version"]
+
+
+def test_watermark_sha_falls_back_to_git_head_and_title_placeholders_are_filled(cml, workspace):
+    git = ["git", "-C", str(workspace), "-c", "user.name=T", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+    result, [record] = cml(title="run {workflow}_{run} [*]", CI_COMMIT_SHA="", CI_PIPELINE_ID="12", CI_JOB_ID="34")
+
+    assert result.returncode == 0, result.stderr
+    assert record["watermark"] == f'![](https://cml.dev/watermark.png#{head} "CML watermark run 12\\_34 \\[\\*]")'
+
+
+def test_uploads_only_local_files_outside_code_and_leaves_the_rest(cml, api, workspace):
+    (workspace / "report" / "data.csv").write_text("a,b\n")
+    kept = (
+        "![remote](https://example.com/a.png) ![inline](data:image/png;base64,iVBORw0KGgo=)\n"
+        "`![code](./missing.png)`\n\n```\n![fenced](./missing.png)\n```\n\n[gone](./missing.csv) [top](#model-report)\n"
+    )
+    (workspace / "report" / "report.md").write_text(f"{kept}[data](data.csv) ![roc][plot]\n\n[plot]: roc.png\n")
+
+    result, [record] = cml()
+
+    assert result.returncode == 0, result.stderr
+    assert [(image["ref"], image["kind"]) for image in record["images"]] == [("data.csv", "link"), ("roc.png", "image")]
+    [csv, png] = api.uploads
+    assert (
+        api.notes(7)[0]["body"] == f"{kept}[data]({csv['url']}) ![roc][plot]\n\n[plot]: {png['url']}\n\n\n{WATERMARK}"
+    )
+
+
+@pytest.mark.parametrize("via", ["REPO_TOKEN", "GITLAB_TOKEN", "--token", "--driver-token="])
+def test_the_log_never_holds_the_token(cml, workspace, via):
     (workspace / "report" / "report.md").write_text(f"token {TOKEN} leaked into the report\n")
-    cml(*TEMPLATE_CALL, "--token", TOKEN)
+    flag = ([f"{via}{TOKEN}"] if via.endswith("=") else [via, TOKEN]) if via.startswith("--") else []
+
+    result, [record] = cml(*flag, token=None, **({} if flag else {via: TOKEN}))
 
     assert result.returncode == 0, result.stderr
-    assert records[0]["token_source"] == ("--token" if via.startswith("--") else via)
+    assert record["token_source"] == (via if not flag else "--token")
     log = (workspace / "cml-calls.jsonl").read_text()
-    assert log.count("\n") == 2
     assert TOKEN not in log
     assert "[MASKED]" in log
 
 
 @pytest.mark.parametrize(
-    ("flag", "message"),
+    ("extra", "env", "message"),
     [
-        (["--dry-run"], "unknown argument: --dry-run"),  # CML has no dry-run mode
-        (["--show-md"], "unknown argument: --show-md"),  # a DVC 2 flag, not a CML one
-        (["--md"], "unknown argument: --md"),  # an option of `pr create`, not of `comment`
-        (["-t", "x"], "no short options"),
-        (["--watermarkTitle", "x"], "unknown argument: --watermarkTitle"),
-        (["--no-target"], "unknown argument: --no-target"),  # only booleans can be negated
+        (["--dry-run"], {}, "unknown argument: --dry-run"),  # CML has no dry-run mode
+        (["--md"], {}, "unknown argument: --md"),  # an option of `pr create`, not of `comment`
+        (["--update"], {}, "unknown argument: --update"),  # hidden in CML; the template never uses it
+        (["-t", "x"], {}, "no short options"),
+        (["--watermarkTitle", "x"], {}, "unknown argument: --watermarkTitle"),
+        (["--no-target"], {}, "unknown argument: --no-target"),  # only flags can be negated
+        (["--log", "trace"], {}, "invalid value for --log"),
+        (["--driver", "gitlab"], {}, "option --driver is given more than once"),
+        (["--rm-watermark"], {}, "mutually exclusive"),
+        (["--publish-url"], {}, "option --publish-url needs a value"),
+        ([], {"CML_COMMENT_TARGET": "commit"}, "CML would read CML_COMMENT_TARGET as options"),
+        ([], {"REPO_TOKEN": "", "CI_JOB_TOKEN": "job-token"}, "token not found"),  # CML never reads CI_JOB_TOKEN
     ],
 )
-def test_rejects_unknown_flags(cml, flag, message):
-    assert_rejected(*cml(*TEMPLATE_CALL, *flag), message)
+def test_rejects_options_cml_or_the_stand_in_would_not_accept(cml, api, extra, env, message):
+    result, records = cml(*extra, **env)
+    assert (result.returncode, result.stdout, records, api.requests) == (1, "", [], []), result.stderr
+    assert message in result.stderr
 
 
-def test_rejects_global_flag_values_outside_their_choices(cml):
-    call = [arg if arg != "gitlab" else "gitea" for arg in TEMPLATE_CALL]
-    assert_rejected(*cml(*call), "invalid value for --driver", "github, gitlab, bitbucket")
-    assert_rejected(*cml(*TEMPLATE_CALL, "--log", "trace"), "invalid value for --log")
+def test_the_driver_is_gitlab_from_the_flag_or_ci_project_url(cml, api):
+    argv = ["comment", "update", "report/report.md", "--repo", f"{api.url}/ml/demo", "--target", "pr/7", "--native"]
+    assert cml(argv=argv)[0].stderr == '{"level": "error", "message": "driver not set"}\n'
+    assert "the stand-in models GitLab only" in cml(argv=[*argv, "--driver", "github"])[0].stderr
+    assert api.requests == []
+    result, _ = cml(argv=argv, CI_PROJECT_URL=f"{api.url}/ml/demo")
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_native_publishing_is_refused_unless_turned_off(cml, api):
+    argv = ["comment", "update", "report/report.md", "--driver", "gitlab", "--repo", f"{api.url}/ml/demo"]
+    argv += ["--target", "pr/7", "--watermark-title", TITLE]
+    refused, _ = cml(argv=argv)
+    assert (refused.returncode, api.requests) == (1, []), refused.stderr
+    assert "without --native CML sends every local file, unauthenticated, to https://asset.cml.dev" in refused.stderr
+
+    result, _ = cml(argv=[*argv, "--no-publish"])
+    assert result.returncode == 0, result.stderr
+    assert (api.uploads, api.notes(7)[0]["body"]) == ([], f"{REPORT}\n\n{WATERMARK}")
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("argv", "message"),
     [
-        ["comment", "update", "report/report.md", "--driver", "gitlab", "--repo", REPO, "--target"],
-        ["comment", "update", "report/report.md", "--driver", "gitlab", "--repo", "--native"],
-        ["comment", "update", "report/report.md", "--driver=", "--repo", REPO],
+        (["comment", "", "report/report.md"], "cml comment needs create or update, got ''"),  # an empty $mode
+        (["comment", "delete", "report/report.md"], "cml comment needs create or update, got 'delete'"),
+        (["comment", "update"], "missing argument <markdown file>"),
+        (["comment", "update", "report/report.md", "extra.md"], "unknown argument: extra.md"),
+        (["pr", "create", "dvc.lock"], "unknown command: cml pr create"),
+        (["runner", "launch"], "unknown command: cml runner launch"),
+        ([], "unknown command"),
     ],
 )
-def test_rejects_a_missing_option_value(cml, args):
-    assert_rejected(*cml(*args), "needs a")
+def test_rejects_other_commands(cml, api, argv, message):
+    result, records = cml(argv=[*argv, "--driver", "gitlab"])
+    assert (result.returncode, records, api.requests) == (1, [], []), result.stderr
+    assert message in result.stderr
 
 
 @pytest.mark.parametrize(
-    "reference",
+    ("report", "message"),
     [
-        "![roc](./missing.png)",
-        "![roc](missing.png 'a title')",
-        '<img src="missing.png" width="400">',
-        "![roc][plot]\n\n[plot]: ./missing.png",
+        ("![roc](./missing.png)", "missing.png (looked for {report}/missing.png)"),
+        ("![roc][plot]\n\n[plot]: ./missing.png", "missing.png (looked for {report}/missing.png)"),
+        ('<img src="missing.png" width="400">', "missing.png (looked for {report}/missing.png)"),
+        (None, "ENOENT: no such file or directory, open 'report/report.md'"),
     ],
 )
-def test_rejects_a_missing_local_image(cml, workspace, reference):
-    (workspace / "report" / "report.md").write_text(f"# Report\n\n![roc](./roc.png)\n\n{reference}\n")
-    assert_rejected(*cml(*TEMPLATE_CALL), "missing.png", str(workspace / "report" / "missing.png"))
+def test_rejects_a_missing_markdown_file_or_image(cml, api, workspace, report, message):
+    markdown = workspace / "report" / "report.md"
+    if report is None:
+        markdown.unlink()
+    else:
+        markdown.write_text(f"{REPORT}\n{report}\n")
+    result, records = cml()
+    assert (result.returncode, records, api.requests) == (1, [], []), result.stderr
+    assert message.format(report=workspace / "report") in result.stderr
 
 
-def test_resolves_images_from_the_markdown_files_directory(cml, workspace):
-    (workspace / "roc.png").write_bytes(PNG)  # next to the cwd, not next to the report
-    (workspace / "report" / "report.md").write_text("![roc](../roc.png)\n![roc](./roc.png)\n")
-    result, [record] = cml(*TEMPLATE_CALL)
-    assert result.returncode == 0, result.stderr
-    assert [image["path"] for image in record["images"]] == [
-        str(workspace / "roc.png"),
-        str(workspace / "report/roc.png"),
-    ]
-
-    (workspace / "report" / "roc.png").unlink()
-    assert_rejected(*cml(*TEMPLATE_CALL), "./roc.png")
+@pytest.mark.parametrize("target", ["pr/", "pr/abc", "issue/3", "commit", "commit/abc1234", "mr/7", "auto"])
+def test_rejects_a_target_that_is_not_a_merge_request(cml, api, target):
+    result, records = cml(target=target)
+    assert (result.returncode, records, api.requests) == (1, [], []), result.stderr
+    assert f'--target="{target}"' in result.stderr
 
 
-def test_skips_remote_and_embedded_images_and_code(cml, workspace):
-    (workspace / "report" / "notes.txt").write_text("not an image")
-    (workspace / "report" / "report.md").write_text(
-        "![a](https://example.com/a.png) ![b](data:image/png;base64,iVBORw0KGgo=)\n"
-        "`![c](./missing.png)`\n\n```\n![d](./missing.png)\n```\n\n![e](<./notes.txt>)\n"
-    )
-    result, [record] = cml(*TEMPLATE_CALL)
-
-    assert result.returncode == 0, result.stderr
-    assert [(image["ref"], image["png"]) for image in record["images"]] == [("./notes.txt", False)]
-
-
-def test_warns_about_local_html_images(cml, workspace):
-    (workspace / "report" / "report.md").write_text('<img src="roc.png">\n')
-    result, [record] = cml(*TEMPLATE_CALL)
-    assert result.returncode == 0, result.stderr
-    assert record["images"][0]["kind"] == "html"
-    assert "will be broken" in result.stderr
-
-
-def test_rejects_a_missing_markdown_file(cml, workspace):
-    (workspace / "report" / "report.md").unlink()
-    assert_rejected(*cml(*TEMPLATE_CALL), "no such file", "report/report.md")
-
-
-def test_rejects_a_missing_markdown_argument(cml):
-    assert_rejected(*cml("comment", "update", "--driver", "gitlab", "--repo", REPO), "missing argument <markdown file>")
-    assert_rejected(*cml(*TEMPLATE_CALL, "extra.md"), "unknown argument: extra.md")
-
-
-@pytest.mark.parametrize("empty", [None, ""])
-def test_rejects_a_missing_token(cml, empty):
-    # CI_JOB_TOKEN is not one of the variables CML reads.
-    result, records = cml(*TEMPLATE_CALL, token=empty, CI_JOB_TOKEN="job-token")
-    assert_rejected(result, records, "token not found")
-
-
-@pytest.mark.parametrize("target", ["pr/", "pr/abc", "issue/", "mr/7", "merge_request", "pr/7/notes"])
-def test_rejects_a_malformed_target(cml, target):
-    call = [arg if arg != "pr/7" else target for arg in TEMPLATE_CALL]
-    assert_rejected(*cml(*call), target)
-
-
-@pytest.mark.parametrize(
-    ("target", "env", "url"),
-    [
-        ("issue/3", {}, f"{REPO}/-/issues/3#note_1"),
-        ("auto", {"CI_MERGE_REQUEST_IID": "12"}, f"{REPO}/-/merge_requests/12#note_1"),
-        ("pr", {"CI_MERGE_REQUEST_IID": "12"}, f"{REPO}/-/merge_requests/12#note_1"),
-        ("commit/abc1234", {}, f"{REPO}/-/commit/abc1234"),
-        ("commit", {"CI_COMMIT_SHA": "f" * 40}, f"{REPO}/-/commit/{'f' * 40}"),
-    ],
-)
-def test_accepts_every_target_form(cml, target, env, url):
-    call = [arg if arg != "pr/7" else target for arg in TEMPLATE_CALL]
-    result, _ = cml(*call, **env)
-    assert (result.returncode, result.stdout) == (0, url + "\n"), result.stderr
-
-
-def test_update_edits_the_matching_note_and_create_adds_one(cml):
-    first, _ = cml(*TEMPLATE_CALL)
-    again, [record] = cml(*TEMPLATE_CALL)
-    other, _ = cml(*[arg if arg != "DVC model report" else "other" for arg in TEMPLATE_CALL])
-    created, _ = cml("comment", "create", *TEMPLATE_CALL[2:])
-
-    assert first.stdout == again.stdout == f"{REPO}/-/merge_requests/7#note_1\n"
-    assert record["note"]["updated"] is True
-    assert other.stdout == f"{REPO}/-/merge_requests/7#note_3\n"
-    assert created.stdout == f"{REPO}/-/merge_requests/7#note_4\n"
-
-
-def test_a_second_update_on_a_commit_fails_as_on_gitlab(cml):
-    call = [arg if arg != "pr/7" else "commit/abc1234" for arg in TEMPLATE_CALL]
-    assert cml(*call)[0].returncode == 0
-    assert_rejected(*cml(*call), "GitLab does not support comment updates")
-
-
-def test_rejects_pr_target_without_a_merge_request(cml):
-    call = [arg if arg != "pr/7" else "pr" for arg in TEMPLATE_CALL]
-    assert_rejected(*cml(*call), "CI_MERGE_REQUEST_IID")
-
-
-def test_driver_comes_from_the_flag_or_gitlab_environment(cml):
-    without_driver = [arg for arg in TEMPLATE_CALL if arg not in ("--driver", "gitlab")]
-    assert_rejected(*cml(*without_driver), "driver not set")
-    assert cml(*without_driver, CI_PROJECT_URL=REPO)[0].returncode == 0
-    on_gitlab_com = [arg if arg != REPO else "https://gitlab.com/g/p" for arg in without_driver]
-    assert cml(*on_gitlab_com)[0].returncode == 0
-    assert_rejected(*cml(*TEMPLATE_CALL[:3], "--driver", "github", *TEMPLATE_CALL[5:]), "GitLab only")
-
-
-def test_repo_defaults_to_the_origin_remote(cml, workspace):
-    without_repo = [arg for arg in TEMPLATE_CALL if arg not in ("--repo", REPO)]
-    assert_rejected(*cml(*without_repo), "no --repo")
-
-    subprocess.run(["git", "init", "-q", str(workspace)], check=True)
-    subprocess.run(
-        ["git", "-C", str(workspace), "remote", "add", "origin", "git@gitlab.example.com:g/p.git"], check=True
-    )
-    result, _ = cml(*without_repo, GIT_CEILING_DIRECTORIES="")
-    assert (result.returncode, result.stdout) == (0, f"{REPO}/-/merge_requests/7#note_1\n"), result.stderr
-
-
-def test_warns_that_images_would_go_to_the_public_host_without_native(cml):
-    result, [record] = cml(*[arg for arg in TEMPLATE_CALL if arg != "--native"])
-    assert result.returncode == 0, result.stderr
-    assert "https://asset.cml.dev" in result.stderr
-    assert any("public host" in warning for warning in record["warnings"])
-
-    without_native = [arg for arg in TEMPLATE_CALL if arg != "--native"]
-    result, _ = cml(*without_native, "--no-native", "--publish-url", "https://assets.example.com")
-    assert "https://assets.example.com" in result.stderr
-
-
-def test_rejects_a_report_of_a_million_characters(cml, workspace):
-    report = workspace / "report" / "report.md"
-    report.write_text("x" * 999_999)
-    assert cml(*TEMPLATE_CALL)[0].returncode == 0
-    report.write_text("x" * 1_000_000)
-    assert_rejected(*cml(*TEMPLATE_CALL), "too large")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["comment", "delete", "report/report.md"], "unknown command: cml comment delete"),
-        (["send-comment", "report/report.md"], "unknown command: cml send-comment"),
-        (["tensorboard", "connect"], "unknown command: cml tensorboard"),
-        (["comment"], "missing subcommand"),
-        ([], "missing command"),
-    ],
-)
-def test_rejects_unknown_or_missing_subcommands(cml, args, message):
-    assert_rejected(*cml(*args, "--driver", "gitlab"), message)
-
-
-@pytest.mark.parametrize("args", [["check", "create", "report/report.md"], ["check"]])
-def test_check_is_github_only(cml, args):
-    assert_rejected(*cml(*args, "--driver", "gitlab"), "GitHub-only")
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--pr"], "mutually exclusive"),  # with --target
-        (["--commit-sha", "abc", "--pr"], "mutually exclusive"),
-        (["--rm-watermark"], "mutually exclusive"),  # with --watermark-title
-        (["--driver", "gitlab"], "more than once"),
-    ],
-)
-def test_rejects_conflicting_or_repeated_flags(cml, args, message):
-    assert_rejected(*cml(*TEMPLATE_CALL, *args), message)
-
-
-def test_accepts_the_deprecated_comment_flags_with_a_warning(cml):
-    without_target = [arg for arg in TEMPLATE_CALL if arg not in ("--target", "pr/7")]
-    result, [record] = cml(*without_target, "--pr", CI_MERGE_REQUEST_IID="7")
-    assert result.returncode == 0, result.stderr
-    assert "Deprecation warning" in result.stderr
-    assert record["target"] == {"type": "pr", "id": "7"}
-
-
-@pytest.mark.parametrize(
-    ("subcommand", "args"),
-    [
-        ("ci", ["ci", "--fetch-depth", "0", "--user-email", "bot@example.com", "--user-name", "Bot"]),
-        ("repo prepare", ["repo", "prepare", "--fetch-depth=1"]),
-        ("pr create", ["pr", "create", "dvc.lock", "params.yaml", "--squash", "--skip-ci", "--title", "Retrain"]),
-        ("runner launch", ["runner", "launch", "--cloud", "aws", "--cloud-region", "eu-west", "--single"]),
-        ("runner launch", ["runner", "launch", "--idle-timeout", "never", "--cloud-metadata", "a=b", "--no-retry"]),
-        ("runner launch", ["runner", "launch", "--labels", "cml,gpu", "--cloud-spot-price", "0.5", "--reuse-idle"]),
-    ],
-)
-def test_accepts_the_other_documented_commands(cml, subcommand, args):
-    result, [record] = cml(*args, "--driver", "gitlab", "--repo", REPO)
-    assert result.returncode == 0, result.stderr
-    assert record["subcommand"] == subcommand
-    assert record["token_source"] == "REPO_TOKEN"
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["ci", "--fetch-depth", "all"], "needs an integer"),
-        (["repo", "prepare", "extra"], "unknown argument: extra"),
-        (["pr", "create", "--rebase"], "Rebase auto-merge mode not implemented for GitLab"),
-        (["pr", "create", "--merge", "--squash"], "mutually exclusive"),
-        (["runner", "launch", "--cloud", "ibm"], "invalid value for --cloud"),
-        (["runner", "launch", "--single", "--reuse"], "mutually exclusive"),
-        (["runner", "launch", "--cloud-metadata", "novalue"], "key=value"),
-        (["runner", "launch", "--cloud-hdd-size", "big"], "needs a number"),
-    ],
-)
-def test_rejects_bad_uses_of_the_other_commands(cml, args, message):
-    assert_rejected(*cml(*args, "--driver", "gitlab", "--repo", REPO), message)
-
-
-def test_publish_is_deprecated_but_works(cml):
-    result, [record] = cml("publish", "report/roc.png", "--native", "--md", "--driver", "gitlab", "--repo", REPO)
-    assert result.returncode == 0, result.stderr
-    assert "deprecated" in result.stderr
-    assert result.stdout.startswith(f"![]({REPO}/uploads/")
-    assert record["subcommand"] == "publish"
-    assert_rejected(*cml("publish", "report/missing.png", "--repo", REPO), "no such file")
-
-
-def test_without_a_log_file_the_record_goes_to_stderr(cml, workspace):
-    result, records = cml(*TEMPLATE_CALL, CML_STAND_IN_LOG="")
-    assert result.returncode == 0, result.stderr
-    assert records == []
-    [line] = [line for line in result.stderr.splitlines() if line.startswith("{")]
-    assert json.loads(line)["subcommand"] == "comment update"
-
-
-def test_warns_about_ignored_cml_variables_and_telemetry(cml):
-    env = {"CML_COMMENT_TARGET": "commit", "CML_IMAGE": "iterativeai/cml:0-dvc3-base1"}
-    result, [record] = cml(*TEMPLATE_CALL, ITERATIVE_DO_NOT_TRACK="", **env)
-    assert result.returncode == 0, result.stderr
-    assert "CML_COMMENT_TARGET" in result.stderr
-    assert "CML_IMAGE" not in result.stderr  # the template's CI variable is not a CML option
-    assert "telemetry" in result.stderr
-    assert record["options"]["target"] == "pr/7"
+def test_a_report_of_a_million_characters_with_the_watermark_is_too_large(cml, api, workspace):
+    markdown = workspace / "report" / "report.md"
+    markdown.write_text("x" * (1_000_000 - len(f"\n\n{WATERMARK}") - 1))
+    assert cml()[0].returncode == 0
+    markdown.write_text("x" * (1_000_000 - len(f"\n\n{WATERMARK}")))
+    result, records = cml()
+    assert (result.returncode, records) == (1, [])
+    assert "GitLab Comment is too large" in result.stderr

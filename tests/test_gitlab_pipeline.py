@@ -1,8 +1,8 @@
-"""The generated pipeline, run end to end by gitlab-ci-local against moto's S3 server: a
-default-branch pipeline, then a merge request that changes a training parameter, then the same
-merge request pipeline again, and a merge request from a fork."""
+"""The generated pipeline, run by gitlab-ci-local against moto's S3 server and a loopback GitLab,
+on every kind of pipeline GitLab runs: branch, merge request (detached, merged results, merge
+train), and a fork's merge request running in the fork or in the target project. Each test says
+what was pushed where (S3 objects, branches of the bare repositories) and what was posted."""
 
-import json
 import re
 import uuid
 
@@ -10,9 +10,12 @@ import boto3
 import pytest
 
 from .conftest import ran_stages, run, s3_env
-from .gitlab import PROJECT_URL, GitLabApiDouble, LocalGitLab, create_jobs_venv
+from .gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
+from .gitlab_api import GitLabApi
 
 pytestmark = pytest.mark.slow
+MR_JOBS = ("train", "report", "comment")
+WATERMARK = '"CML watermark DVC model report")'
 
 
 @pytest.fixture
@@ -20,114 +23,214 @@ def gitlab(bake, tmp_path, s3_endpoint):
     """A baked project as a developer leaves it after the README's first steps: dvc.lock
     committed, the raw data pushed, the pipeline's results not (so CI trains for real)."""
     bucket = f"ci-{uuid.uuid4().hex[:12]}"
-    project = bake(dataset="wine", python_version="3.11", s3_bucket=bucket)
+    project = bake(s3_bucket=bucket)
     env = s3_env(project, s3_endpoint, bucket)
     run(["dvc", "repro", "--quiet"], project, env)
     run(["git", "add", "--all"], project, env)
     run(["git", "commit", "--quiet", "-m", "Add dvc.lock"], project, env)
     run(["dvc", "push", "--quiet", "data/raw/dataset.csv.dvc"], project, env)
-
     jobs_venv = create_jobs_venv(project, tmp_path / "jobs-venv")
-    with GitLabApiDouble() as api_url:
-        yield LocalGitLab(project, jobs_venv, s3_endpoint, api_url)
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
+        local = LocalGitLab(project, jobs_venv, s3_endpoint, api)
+        local.bucket = bucket
+        yield local
 
 
-def change_trees(gitlab: LocalGitLab, branch: str, count: int) -> str:
-    gitlab.git("switch", "--quiet", "-c", branch)
+def s3_keys(gitlab: LocalGitLab) -> set[str]:
+    s3 = boto3.client("s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="t")
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=gitlab.bucket)
+    return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+
+def run_cache_entries(gitlab: LocalGitLab) -> set[str]:
+    return {key for key in s3_keys(gitlab) if key.startswith("dvc/runs/")}
+
+
+def change_trees(gitlab: LocalGitLab, branch: str, count: int, remote: str = "origin", start: str = "main") -> str:
+    """A new branch from `start` (the developer's local branch) with n_estimators changed, pushed."""
+    gitlab.git("switch", "--quiet", "-c", branch, start)
     params_file = gitlab.project / "params.yaml"
-    params_file.write_text(params_file.read_text().replace("n_estimators: 100", f"n_estimators: {count}"))
+    params_file.write_text(re.sub(r"n_estimators: \d+", f"n_estimators: {count}", params_file.read_text()))
     gitlab.git("commit", "--quiet", "-am", f"Try {count} trees")
-    gitlab.push(branch)
-    return gitlab.git("rev-parse", "HEAD")
+    gitlab.push(branch, remote)
+    gitlab.git("switch", "--quiet", "main")
+    return gitlab.head(branch, gitlab.fork if remote == "fork" else gitlab.origin)
 
 
-def test_main_then_merge_request_report_and_rerun(gitlab):
+def commit_on_main(gitlab: LocalGitLab, path: str, text: str) -> str:
+    (gitlab.project / path).write_text(text, encoding="utf-8")
+    gitlab.git("commit", "--quiet", "-am", f"Change {path}")
+    gitlab.push("main")
+    return gitlab.head("main")
+
+
+def report_notes(gitlab: LocalGitLab) -> list[dict]:
+    return [note for note in gitlab.api.notes(1) if WATERMARK in note["body"]]
+
+
+def assert_only_dvc_lock_added(gitlab: LocalGitLab, branch: str, parent: str) -> None:
+    pushed = gitlab.head(branch)
+    assert run(["git", "rev-parse", f"{pushed}^"], gitlab.origin, gitlab.env()).stdout.strip() == parent
+    changed = run(["git", "diff", "--name-only", parent, pushed], gitlab.origin, gitlab.env()).stdout.split()
+    assert changed == ["dvc.lock"]
+
+
+def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
     main = gitlab.pipeline("train")
     assert main.returncode == 0, main.output
     assert ran_stages(main.job_log("train")) == ["prepare", "train", "evaluate"]
+    assert "Pipeline: branch 'main'." in main.job_log("train")
     assert "dvc.lock matches this commit." in main.job_log("train")
+    assert len(run_cache_entries(gitlab)) == 3  # one per stage: any later pipeline can restore them
 
     commit = change_trees(gitlab, "fewer-trees", 10)
-    mr_jobs = ("train", "report", "comment")
-    mr = gitlab.pipeline(*mr_jobs, merge_request=True, source_branch="fewer-trees")
+    mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-trees")
     assert mr.returncode == 0, mr.output
-    # The parameter feeds `train` only: data preparation is restored, not rerun.
-    assert ran_stages(mr.job_log("train")) == ["train", "evaluate"]
-
-    # dvc.lock was reproduced and pushed back to the branch as a child of the MR's commit.
-    pushed = gitlab.origin_head("fewer-trees")
-    assert pushed != commit
-    assert run(["git", "rev-parse", f"{pushed}^"], gitlab.origin, gitlab.env()).stdout.strip() == commit
-    changed = run(["git", "diff", "--name-only", commit, pushed], gitlab.origin, gitlab.env()).stdout.split()
-    assert changed == ["dvc.lock"]
+    train = mr.job_log("train")
+    assert "merge request !1 (detached) from a branch of this project into 'main', running in the target" in train
+    assert ran_stages(train) == ["train", "evaluate"]  # the parameter feeds `train` only
+    assert len(run_cache_entries(gitlab)) == 5
+    assert_only_dvc_lock_added(gitlab, "fewer-trees", commit)
 
     report = mr.artifact("report", "report/report.md").read_text()
-    assert "| `train.random_forest.n_estimators` | 100 | 10 |" in report
+    base = gitlab.head("main")[:8]
+    assert f"vs `main` at `{base}`" in report
+    assert re.search(r"\| train\.random_forest\.n_estimators +\| 100 +\| 10 +\|", report), report
     for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
-        assert re.search(rf"\| `{metric}` \| \d\.\d{{4}} \| \d\.\d{{4}} \| [+-]\d\.\d{{4}} \|", report), metric
+        assert re.search(rf"\| {metric} +\| 0\.\d+ +\| 0\.\d+ +\| -?[\d.]+ +\|", report), metric
     images = re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", report)
-    assert {"roc.png", "precision_recall.png", "confusion_matrix.png", "feature_importance.png"} <= set(images)
-    for image in images:
-        assert mr.artifact("report", f"report/{image}").read_bytes()[:4] == b"\x89PNG", image
+    assert set(images) == {"roc.png", "precision_recall.png", "confusion_matrix.png", "feature_importance.png"}
 
-    [call] = gitlab.cml_calls()
-    assert call["argv"][:3] == ["comment", "update", "report/report.md"]
-    options = call["options"]
-    assert options["driver"] == "gitlab" and options["repo"] == PROJECT_URL
-    assert options["target"] == "pr/1" and options["publish-native"] is True and options["watermark-title"]
-    assert call["markdown"] == report
-    assert call["token_source"] == "REPO_TOKEN" and call["env"]["ITERATIVE_DO_NOT_TRACK"] == "1"
+    [note] = report_notes(gitlab)
+    assert note["author"]["id"] == BOT["id"] and "### Metrics (test set)" in note["body"]
+    assert len(gitlab.api.uploads) == 4  # --native: the images went to GitLab, never elsewhere
+    assert "0.20.6" in mr.job_log("comment")  # `cml --version`
 
-    # The same MR pipeline again: everything comes from the remote, nothing is retrained, and
-    # the push is left to the branch's newer pipeline.
-    again = gitlab.pipeline(*mr_jobs, merge_request=True, source_branch="fewer-trees")
-    assert again.returncode == 0, again.output
-    assert ran_stages(again.job_log("train")) == []
-    assert "has moved on" in again.job_log("train")
-    assert gitlab.origin_head("fewer-trees") == pushed
-    assert [c["argv"][1] for c in gitlab.cml_calls()] == ["update", "update"]
-
-
-def test_fork_merge_request_tests_but_never_pushes_or_comments(gitlab):
-    commit = change_trees(gitlab, "fork-change", 20)
-    fork = gitlab.pipeline(merge_request=True, fork=True, credentials=False, source_branch="fork-change")
-    assert fork.returncode == 0, fork.output
-    junit = fork.artifact("test", "junit.xml").read_text()
-    assert re.search(r'<testsuite [^>]*tests="([1-9]\d*)"', junit) and 'failures="0"' in junit
-    assert "The remote does not allow anonymous reads, so training is skipped" in fork.job_log("train")
-    assert ran_stages(fork.job_log("train")) == []
-    assert "Merge request from a fork: no comment is posted" in fork.job_log("comment")
-    assert gitlab.cml_calls() == []
-    assert gitlab.origin_head("fork-change") == commit
+    # The pipeline of the pushed dvc.lock commit: every stage comes from the remote, and the one
+    # comment is edited in place.
+    tip = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-trees")
+    assert tip.returncode == 0, tip.output
+    assert ran_stages(tip.job_log("train")) == [] and "dvc.lock matches this commit." in tip.job_log("train")
+    assert [n["id"] for n in report_notes(gitlab)] == [note["id"]]
+    # A retry of the first commit's pipeline: nothing is retrained, and its push is refused by the
+    # lease, as the branch has moved on.
+    pushed = gitlab.head("fewer-trees")
+    retry = gitlab.pipeline("train", merge_request=True, source_branch="fewer-trees", sha=commit)
+    assert retry.returncode == 0, retry.output
+    assert ran_stages(retry.job_log("train")) == []
+    assert f"'fewer-trees' has moved on since {commit[:8]}" in retry.job_log("train")
+    assert gitlab.head("fewer-trees") == pushed and len(run_cache_entries(gitlab)) == 5
+    for secret in (TOKEN, JOB_TOKEN):
+        assert secret not in mr.output + tip.output + retry.output
 
 
-def test_fork_merge_request_trains_from_an_anonymously_readable_remote(gitlab):
-    """Where the bucket allows anonymous reads, a fork's pipeline trains without credentials, and
-    still never writes to the remote or the repository, nor comments."""
-    bucket = json.loads((gitlab.project / ".cookiecutter.json").read_text())["s3_bucket"]
-    s3 = boto3.client(
-        "s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
-    # Public-read ACLs (moto answers anonymous HEAD requests under ACLs, not under bucket policies).
-    s3.put_bucket_acl(Bucket=bucket, ACL="public-read")
-    for stored_object in s3.list_objects_v2(Bucket=bucket)["Contents"]:
-        s3.put_object_acl(Bucket=bucket, Key=stored_object["Key"], ACL="public-read")
-    stored = s3.list_objects_v2(Bucket=bucket)["KeyCount"]
+def test_merged_results_commit_dvc_lock_on_the_source_tip(gitlab):
+    """GitLab runs the MR on a merge commit in neither branch; the reproduced dvc.lock is pushed on
+    the source branch's own tip, as it is true there too (main changed no dependency)."""
+    assert gitlab.pipeline("train").returncode == 0
+    source = change_trees(gitlab, "merged", 20)
+    target = commit_on_main(gitlab, "data/README.md", "The data, described again.\n")  # main moves on
+    for kind in ("merged_result", "merge_train"):
+        mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="merged", event_type=kind)
+        train = mr.job_log("train")
+        if kind == "merged_result":
+            assert mr.returncode == 0, mr.output
+            assert ran_stages(train) == ["train", "evaluate"]
+            assert_only_dvc_lock_added(gitlab, "merged", source)
+            report = mr.artifact("report", "report/report.md").read_text()
+            assert f"vs `main` at `{target[:8]}`" in report  # CI_MERGE_REQUEST_TARGET_BRANCH_SHA
+            assert len(report_notes(gitlab)) == 1
+        else:  # the branch now carries a true dvc.lock: the train's merge commit does too
+            assert mr.returncode == 0, mr.output
+            assert ran_stages(train) == [] and "dvc.lock matches this commit." in train
 
-    commit = change_trees(gitlab, "fork-anonymous", 20)
-    fork = gitlab.pipeline(
-        "train", "report", "comment", merge_request=True, fork=True, credentials=False, source_branch="fork-anonymous"
-    )
+
+def test_merged_results_and_merge_trains_refuse_a_dvc_lock_that_only_the_merge_makes_true(gitlab):
+    """main changed what `prepare` depends on after the branch left it: the merge result's dvc.lock
+    is not what the branch alone reproduces, so nothing is pushed and the job says to rebase."""
+    assert gitlab.pipeline("train").returncode == 0
+    source = change_trees(gitlab, "behind", 30)
+    params_file = gitlab.project / "params.yaml"
+    params_file.write_text(params_file.read_text().replace("test_size: 0.25", "test_size: 0.3"))
+    env = s3_env(gitlab.project, gitlab.s3_endpoint, gitlab.bucket)
+    run(["dvc", "repro", "--quiet"], gitlab.project, env)
+    gitlab.git("commit", "--quiet", "-am", "Hold out 30%")
+    gitlab.push("main")
+    for kind, fix in (("merged_result", "rebase 'behind' onto 'main'"), ("merge_train", "to the train again")):
+        mr = gitlab.pipeline("train", merge_request=True, source_branch="behind", event_type=kind)
+        assert mr.returncode != 0, mr.output
+        [error] = [line for line in mr.job_log("train").splitlines() if line.startswith("> error: ")]
+        assert error.startswith("> error: dvc.lock does not match") and fix in error, error
+        assert gitlab.head("behind") == source
+
+
+def test_fork_merge_request_running_in_the_fork(gitlab):
+    """No secrets; `origin` is the fork, whose main is stale. Where the bucket allows anonymous
+    reads, it trains and reports against the target project's commit, and writes nothing."""
+    assert gitlab.pipeline("train").returncode == 0
+    target = commit_on_main(gitlab, "data/README.md", "Main moved on after the fork.\n")
+    assert gitlab.pipeline("train").returncode == 0
+    assert gitlab.head("main", gitlab.fork) != target  # the fork never synced its main
+
+    source = change_trees(gitlab, "fork-change", 20, remote="fork")
+    closed = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_fork")
+    assert closed.returncode == 0, closed.output
+    assert "does not allow anonymous reads, so training is skipped" in closed.job_log("train")
+    assert "No training results in this pipeline" in closed.job_log("report")
+
+    s3 = boto3.client("s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="t")
+    s3.put_bucket_acl(Bucket=gitlab.bucket, ACL="public-read")  # moto answers anonymous reads under ACLs
+    stored = s3_keys(gitlab)
+    for key in stored:
+        s3.put_object_acl(Bucket=gitlab.bucket, Key=key, ACL="public-read")
+    fork = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_fork")
     assert fork.returncode == 0, fork.output
     train = fork.job_log("train")
-    assert "the remote is read anonymously" in train
-    assert ran_stages(train) == ["prepare", "train", "evaluate"], train
-    assert "Merge request from a fork: results are not pushed to the remote." in train
-    assert "warning: dvc.lock does not match" in train
-    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == stored
-    assert gitlab.origin_head("fork-anonymous") == commit
+    assert "from a fork into 'main', running in the fork" in train
+    assert ran_stages(train) == ["train", "evaluate"]
+    assert "its results are not pushed to the remote" in train and "its author must run 'dvc repro --pull'" in train
     report = fork.artifact("report", "report/report.md").read_text()
-    assert "| `train.random_forest.n_estimators` | 100 | 20 |" in report
-    # main's results never reached the remote (only its raw data did): the report says so.
-    assert "`origin/main` has no metrics yet" in report
-    assert gitlab.cml_calls() == []
+    assert f"vs `main` at `{target[:8]}`" in report  # the target project's commit, not the fork's main
+    assert "| train.random_forest.n_estimators" in report
+    assert "runs in the fork, without the target project's REPO_TOKEN" in fork.job_log("comment")
+    assert s3_keys(gitlab) == stored and gitlab.api.notes(1) == []
+    assert gitlab.head("fork-change", gitlab.fork) == source and gitlab.head("fork-change") == ""
+
+
+def test_fork_merge_request_run_by_a_maintainer_in_the_target_project(gitlab):
+    """The target project's secrets: it trains, pushes results, posts the report, and never pushes
+    dvc.lock (the branch is in the fork); the log says what the author must commit."""
+    assert gitlab.pipeline("train").returncode == 0
+    source = change_trees(gitlab, "fork-change", 40, remote="fork")
+    before = run_cache_entries(gitlab)
+    mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_parent")
+    assert mr.returncode == 0, mr.output
+    train = mr.job_log("train")
+    assert "from a fork into 'main', running in the target project" in train
+    assert ran_stages(train) == ["train", "evaluate"]
+    assert len(run_cache_entries(gitlab) - before) == 2
+    assert "The branch 'fork-change' lives in a fork" in train and "its author must run 'dvc repro --pull'" in train
+    assert gitlab.head("fork-change", gitlab.fork) == source and gitlab.head("fork-change") == ""
+    [note] = report_notes(gitlab)
+    assert "| train.random_forest.n_estimators" in note["body"]
+    assert FORK_PATH not in note["body"]
+
+
+def test_every_push_error_but_a_moved_branch_fails_the_job_without_leaking_a_token(gitlab):
+    assert gitlab.pipeline("train").returncode == 0
+    commit = change_trees(gitlab, "guarded", 15)
+    revoked = {"REPO_TOKEN": "glpat-revoked"}
+    refused = gitlab.pipeline("train", merge_request=True, source_branch="guarded", variables=revoked)
+    assert refused.returncode != 0
+    assert "error: could not push dvc.lock to 'guarded'" in refused.job_log("train")
+    assert "glpat-revoked" not in refused.output and JOB_TOKEN not in refused.output
+
+    hook = gitlab.origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'GitLab: You are not allowed to push code to protected branches.'\nexit 1\n")
+    hook.chmod(0o755)
+    protected = gitlab.pipeline("train", merge_request=True, source_branch="guarded")
+    assert protected.returncode != 0
+    train = protected.job_log("train")
+    assert "You are not allowed to push code to protected branches" in train
+    assert "error: could not push dvc.lock to 'guarded'" in train
+    assert TOKEN not in protected.output and gitlab.head("guarded") == commit

@@ -2,6 +2,7 @@
 only what changed."""
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import VENV_BIN, project_env, ran_stages, run
+from .conftest import bake_cli, ran_stages, run, s3_env
 
 pytestmark = pytest.mark.slow
 
@@ -80,19 +81,44 @@ def test_bad_param_fails_with_one_clear_line(bake, before, after, message):
     assert not (project / "models/model.skops").exists()
 
 
-def test_fresh_install_runs_the_projects_tests_and_lint(bake, tmp_path):
-    """A real install from the lock file into a new venv, as CI and a newcomer would do it."""
-    project = bake(dataset="wine", python_version="3.11")  # the Python this suite runs on
-    venv = tmp_path / "venv"
-    env = {k: v for k, v in project_env(project).items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    run([str(VENV_BIN / "uv"), "venv", "--quiet", "--python", sys.executable, str(venv)], project, env)
-    env["VIRTUAL_ENV"] = str(venv)
-    run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock", "-e", "."], project, env)
-    bin_dir = Path(venv) / "bin"
+def readme_block(readme: str, after: str) -> list[str]:
+    """The commands of the first ```bash block after the line starting with `after`."""
+    text = readme[readme.index(after) :]
+    block = text[text.index("```bash\n") + len("```bash\n") :]
+    return [line for line in block[: block.index("```")].splitlines() if line.strip()]
+
+
+def test_newcomer_follows_the_readme_with_pip_on_this_machines_python(tmp_path, s3_endpoint):
+    """Defaults baked, then the baked README's quick start as written: a venv of the machine's own
+    Python, `pip install` from the lock, the first `dvc repro`, commit, `dvc push`. Only the lines
+    that need the user's own values (placeholders, their keys) are replaced by the test's."""
+    result = bake_cli(tmp_path)
+    assert result.returncode == 0, result.stderr
+    [project] = [path.parent for path in tmp_path.glob("*/.cookiecutter.json")]
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    commands = readme_block(readme, "## Quick start") + readme_block(readme, "Just baked this project?")
+    own_values = [line for line in commands if "<" in line or line.startswith("export AWS_")]
+    assert len(own_values) == 2, own_values  # the AWS keys and the GitLab URL
+    script = "\n".join(["set -euo pipefail", *(line for line in commands if line not in own_values)])
+
+    bucket = json.loads((project / ".cookiecutter.json").read_text())["s3_bucket"]
+    env = s3_env(project, s3_endpoint, bucket)
+    # A newcomer's shell: the machine's own Python first on PATH, nothing of this suite's venv.
+    machine_python = Path(sys._base_executable).resolve()
+    env = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = os.pathsep.join([str(tmp_path / "bin"), *env["PATH"].split(os.pathsep)[1:]])
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(machine_python)
+    done = run(["bash", "-c", script], project, env)
+    assert "Successfully installed" in done.stdout
+    assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]
+    assert json.loads((project / "reports/evaluation/metrics.json").read_text())["accuracy"] > 0.9
+    assert re.search(r"\b\d+ files? pushed", done.stdout + done.stderr), done.stdout + done.stderr
+    assert run(["git", "status", "--porcelain"], project, env).stdout == ""
+
+    # The installed project passes its own tests and lint.
+    bin_dir = project / ".venv" / "bin"
     tests = run([str(bin_dir / "python"), "-m", "pytest", "-q"], project, env)
     assert re.search(r"\b\d+ passed\b", tests.stdout) and "failed" not in tests.stdout
     run([str(bin_dir / "ruff"), "check", "."], project, env)
     run([str(bin_dir / "ruff"), "format", "--check", "."], project, env)
-    # The editable install makes the stage modules importable without PYTHONPATH.
-    package = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["prepare"]["cmd"].split()[-1]
-    run([str(bin_dir / "python"), "-c", f"import {package}"], tmp_path, env)

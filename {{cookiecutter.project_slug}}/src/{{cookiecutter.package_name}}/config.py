@@ -65,10 +65,15 @@ def write_csv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, index=False, lineterminator="\n")
 
 
-def run(stage: Callable[[dict], None]) -> None:
-    """Run a stage with the project's params; report a PipelineError in one line, exit 1."""
+def run_main(main: Callable[[], None]) -> None:
+    """Run a command; report a PipelineError in one line and exit 1 instead of a traceback."""
     try:
-        stage(load_params())
+        main()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
+
+
+def run(stage: Callable[[dict], None]) -> None:
+    """Run a stage with the project's params."""
+    run_main(lambda: stage(load_params()))

@@ -1,18 +1,20 @@
 """Compare this workspace with another git revision: the merge-request report.
 
-    python -m {{cookiecutter.package_name}}.report --base origin/main --output report
+    mkdir -p report
+    dvc params diff main --md --no-path > report/params.md
+    dvc metrics diff main --all --md --no-path --precision 4 > report/metrics.md
+    python -m {{cookiecutter.package_name}}.report --base main --output report
 
-writes `report/report.md` with the changed parameters, a metrics table (base, this change, delta)
-and PNG charts that draw both sides together. CI posts it to the merge request with CML; run the
-same command locally to preview it. The base revision's metrics and plot data are read through
-DVC, which fetches them from the remote when they are not in the local cache.
+writes `report/report.md`: DVC's own tables of the changed parameters and of the metrics, and PNG
+charts that draw both sides together (DVC renders no images). CI posts it to the merge request
+with CML; run the same commands locally to preview it. The base revision's plot data is read
+through DVC, which fetches it from the remote when it is not in the local cache.
 """
 
 import argparse
 import json
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,12 +24,11 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-import yaml
 from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
 from dvc_data.index import DataIndexError
 
-from .config import EVALUATION_DIR, PARAMS_FILE
+from .config import EVALUATION_DIR, PipelineError, run_main
 
 METRICS_FILE = EVALUATION_DIR / "metrics.json"
 PLOTS_DIR = EVALUATION_DIR / "plots"
@@ -35,19 +36,8 @@ CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "pr
 WORKSPACE = "this change"
 
 
-def flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def reader(rev: str | None) -> Callable[[Path], object]:
-    """Read pipeline files (JSON or YAML) of the workspace (None) or of a git revision.
+    """Read the pipeline's JSON files of the workspace (None) or of a git revision.
 
     One DVCFileSystem serves every file of a revision: it fetches DVC-tracked files from the
     remote when they are not in the local cache, and opening it once is far cheaper than once per
@@ -60,33 +50,9 @@ def reader(rev: str | None) -> Callable[[Path], object]:
             text = path.read_text(encoding="utf-8") if fs is None else fs.read_text(str(path), encoding="utf-8")
         except (FileNotFoundError, DvcException, DataIndexError):
             return None
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        return json.loads(text)
 
     return read
-
-
-def changed_params(base: dict, head: dict) -> list[tuple[str, object, object]]:
-    old, new = flatten(base or {}), flatten(head or {})
-    return [
-        (key, old.get(key, "—"), new.get(key, "—"))
-        for key in sorted(old.keys() | new.keys())
-        if old.get(key) != new.get(key)
-    ]
-
-
-def metric_rows(base: dict | None, head: dict) -> list[tuple[str, str, str, str]]:
-    rows = []
-    for name, value in head.items():
-        before = (base or {}).get(name)
-        delta = f"{value - before:+.4f}" if isinstance(before, int | float) else "—"
-        rows.append((name, "—" if before is None else f"{before:.4f}", f"{value:.4f}", delta))
-    return rows
-
-
-def table(header: list[str], rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(f"`{c}`" if i == 0 else str(c) for i, c in enumerate(row)) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def curve_chart(kind: str, sides: dict[str, dict], output: Path) -> Path | None:
@@ -149,38 +115,34 @@ def read_plots(read: Callable[[Path], object]) -> dict:
 def check_revision(rev: str) -> None:
     found = subprocess.run(["git", "rev-parse", "--verify", "--quiet", rev + "^{commit}"], capture_output=True)
     if found.returncode != 0:
-        raise SystemExit(
-            f"error: git revision {rev!r} is unknown here; fetch it first "
+        raise PipelineError(
+            f"git revision {rev!r} is unknown here; fetch it first "
             f"(for a branch: git fetch --depth=1 origin +refs/heads/B:refs/remotes/origin/B)."
         )
 
 
-def build_report(base: str, output: Path) -> Path:
+def dvc_table(path: Path, command: str) -> str:
+    """A markdown table written by `dvc params diff --md` or `dvc metrics diff --md`."""
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing; write it first with `{command} > {path}` (see this module's help).")
+    return path.read_text(encoding="utf-8").strip()
+
+
+def build_report(base: str, base_name: str, output: Path) -> Path:
     check_revision(base)
+    params = dvc_table(output / "params.md", f"dvc params diff {base} --md --no-path")
+    metrics = dvc_table(output / "metrics.md", f"dvc metrics diff {base} --all --md --no-path --precision 4")
     read_base, read_head = reader(base), reader(None)
-    head_metrics = read_head(METRICS_FILE)
-    if head_metrics is None:
-        raise SystemExit(f"error: {METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
-    base_metrics = read_base(METRICS_FILE)
-    if output.exists():
-        shutil.rmtree(output)
-    output.mkdir(parents=True)
-    label = f"base ({base})"
-    sides = {label: read_plots(read_base), WORKSPACE: read_plots(read_head)}
+    if read_head(METRICS_FILE) is None:
+        raise PipelineError(f"{METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
+    name = f"`{base_name}` at `{base}`" if base_name else f"`{base}`"
+    lines = [f"## Model report: {WORKSPACE} vs {name}", ""]
+    if read_base(METRICS_FILE) is None:
+        lines += [f"> {name} has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
+    lines += ["### Parameters", "", params or "No parameter changed.", ""]
+    lines += ["### Metrics (test set)", "", metrics, ""]
 
-    lines = [f"## Model report: {WORKSPACE} vs `{base}`", ""]
-    if base_metrics is None:
-        lines += [f"> `{base}` has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
-    params = changed_params(read_base(PARAMS_FILE), read_head(PARAMS_FILE))
-    lines += ["### Parameters", ""]
-    lines += [table(["parameter", base, WORKSPACE], params) if params else "No parameter changed.", ""]
-    lines += [
-        "### Metrics (test set)",
-        "",
-        table(["metric", base, WORKSPACE, "delta"], metric_rows(base_metrics, head_metrics)),
-        "",
-    ]
-
+    sides = {f"base ({base_name or base})": read_plots(read_base), WORKSPACE: read_plots(read_head)}
     charts = [
         curve_chart("roc", sides, output),
         curve_chart("precision_recall", sides, output),
@@ -198,11 +160,12 @@ def build_report(base: str, output: Path) -> Path:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
-    parser.add_argument("--output", type=Path, default=Path("report"), help="folder for report.md and images")
+    parser.add_argument("--base-name", default="", help="what to call the base in the report, e.g. its branch")
+    parser.add_argument("--output", type=Path, default=Path("report"), help="folder with DVC's tables; gets report.md")
     args = parser.parse_args(argv)
-    report = build_report(args.base, args.output)
+    report = build_report(args.base, args.base_name, args.output)
     print(f"report: {report}")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -1,0 +1,211 @@
+"""The comment job's script, run line for line with bash as GitLab Runner does, in a baked project.
+
+The GitLab API is the loopback double in tests/gitlab_api.py and `cml` is the stand-in, which talks
+to it the way CML 0.20.6 does: it looks for its report among the FIRST page of notes only, and a
+note of another user cannot be edited (403). ci/report_note.py must make up for both, so that a
+merge request keeps exactly one report comment of the token's user, however long its discussion.
+"""
+
+import base64
+import os
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import project_env, run
+from .gitlab_api import GitLabApi
+
+STAND_INS = Path(__file__).resolve().parent / "stand_ins"
+# The comment job's script in .gitlab-ci.yml, one shell for all lines (bash -eo pipefail).
+JOB = [
+    "cml --version",
+    "mode=$(python3 ci/report_note.py before)",
+    'cml comment "$mode" report/report.md --driver gitlab --repo "$CI_PROJECT_URL" --target "pr/$CI_MERGE_REQUEST_IID"'
+    ' --native --watermark-title "$REPORT_TITLE"',
+    "python3 ci/report_note.py after",
+]
+PROJECT_ID, IID = "4242", 7
+TOKEN = "glpat-current-bot-token-7f3e"  # REPO_TOKEN today
+OLD_TOKEN = "glpat-previous-bot-token-1c9a"  # the token before it was re-created (another bot user)
+BOT = {"id": 31, "username": "project_4242_bot_2"}
+OLD_BOT = {"id": 12, "username": "project_4242_bot"}
+ALICE = {"id": 5, "username": "alice"}
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+WATERMARK = '"CML watermark DVC model report")'
+
+
+@dataclass
+class CommentJob:
+    project: Path
+    api: GitLabApi
+    pushes: int = 0
+
+    @property
+    def cml_log(self) -> Path:
+        return self.project.parent / "cml-calls.jsonl"
+
+    def push(self, token: str | None = TOKEN, **variables: str) -> subprocess.CompletedProcess:
+        """A new commit on the merge request's branch: a new report, then the comment job."""
+        self.pushes += 1
+        report = f"# Model report\n\n| accuracy | 0.9{self.pushes} |\n|---|---|\n\n![Confusion matrix](confusion.png)\n"
+        (self.project / "report" / "report.md").write_text(report)
+        env = project_env(
+            self.project,
+            CI="true",
+            GITLAB_CI="true",
+            CI_SERVER_URL=self.api.url,
+            CI_API_V4_URL=self.api.api_url,
+            CI_PROJECT_ID=PROJECT_ID,
+            CI_PROJECT_PATH="ml/demo",
+            CI_PROJECT_URL=f"{self.api.url}/ml/demo",
+            CI_PIPELINE_SOURCE="merge_request_event",
+            CI_PIPELINE_ID=str(900 + self.pushes),
+            CI_JOB_ID=str(5000 + self.pushes),
+            CI_COMMIT_SHA=f"{self.pushes:040x}",
+            CI_COMMIT_REF_NAME="feature",
+            CI_MERGE_REQUEST_IID=str(IID),
+            CI_MERGE_REQUEST_PROJECT_ID=PROJECT_ID,
+            CI_MERGE_REQUEST_SOURCE_PROJECT_ID=PROJECT_ID,
+            CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="feature",
+            CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+            REPORT_TITLE="DVC model report",
+            CML_STAND_IN_LOG=str(self.cml_log),
+        )
+        env.update(variables, PATH=f"{STAND_INS}{os.pathsep}{env['PATH']}")
+        env.pop("REPO_TOKEN", None)
+        if token is not None:
+            env["REPO_TOKEN"] = token
+        return run(["bash", "-eo", "pipefail", "-c", "\n".join(JOB)], self.project, env, check=False)
+
+    def report_notes(self) -> list[dict]:
+        return [note for note in self.api.notes(IID) if WATERMARK in note["body"]]
+
+    def discuss(self, count: int) -> None:
+        """`count` newer notes: reviewers' comments and, every third, a system note."""
+        for index in range(count):
+            system = index % 3 == 2
+            self.api.add_note(IID, "added 1 commit" if system else f"Looks good ({index})", ALICE, system=system)
+
+
+@pytest.fixture
+def job(bake):
+    project = bake()
+    (project / "report").mkdir(exist_ok=True)
+    (project / "report" / "confusion.png").write_bytes(PNG)
+    with GitLabApi(PROJECT_ID, "ml/demo", {TOKEN: BOT, OLD_TOKEN: OLD_BOT, "glpat-alice": ALICE}) as api:
+        yield CommentJob(project, api)
+
+
+def assert_succeeded(result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert TOKEN not in result.stdout + result.stderr
+
+
+def test_the_first_push_posts_the_report_and_later_pushes_edit_it(job):
+    first = job.push()
+    assert_succeeded(first)
+    [note] = job.report_notes()
+    assert note["author"] == BOT
+    assert "| accuracy | 0.91 |" in note["body"]
+    [upload] = job.api.uploads
+    assert (upload["filename"], upload["content"]) == ("confusion.png", PNG)
+    assert f"![Confusion matrix]({upload['url']})" in note["body"]
+    assert first.stdout == f"0.20.6\n{job.api.url}/ml/demo/-/merge_requests/{IID}#note_{note['id']}\n"
+    assert first.stderr == "report_note: no report comment on this merge request yet, so CML posts a new one.\n"
+
+    job.discuss(3)
+    second = job.push()
+    assert_succeeded(second)
+    [edited] = job.report_notes()
+    assert edited["id"] == note["id"]
+    assert "| accuracy | 0.92 |" in edited["body"]
+    assert edited["updated_at"] > note["updated_at"]
+    assert second.stderr == ""  # a plain edit in place needs no explanation
+
+
+@pytest.mark.parametrize("newer", [25, 130])  # 130: the old report is on the second page of 100, too
+def test_a_report_older_than_the_notes_cml_reads_is_replaced(job, newer):
+    assert_succeeded(job.push())
+    [old] = job.report_notes()
+    job.discuss(newer)
+
+    result = job.push()
+
+    assert_succeeded(result)
+    [new] = job.report_notes()
+    assert new["id"] != old["id"]
+    assert new["author"] == BOT
+    assert "| accuracy | 0.92 |" in new["body"]
+    assert result.stderr.splitlines() == [
+        f"report_note: the report comment (note {old['id']} by @{BOT['username']}) is older than the 20 newest "
+        "notes that CML 0.20.6 reads, so a new one is posted and the old one removed afterwards.",
+        f"report_note: removed the old report comment note {old['id']} by @{BOT['username']}.",
+    ]
+    cml_reads = job.api.requests_to("GET", r"/projects/ml%2Fdemo/merge_requests/\d+/notes$")
+    assert [read.query for read in cml_reads] == [{}, {}]  # CML itself: the first page only
+    own_reads = job.api.requests_to("GET", rf"/projects/{PROJECT_ID}/merge_requests/\d+/notes$")
+    assert {read.query["per_page"] for read in own_reads} == {"100"}
+    assert ("2" in {read.query["page"] for read in own_reads}) == (newer > 100)  # every page is read
+
+
+def test_a_report_written_by_another_user_is_left_and_one_of_this_token_posted(job):
+    assert_succeeded(job.push(token=OLD_TOKEN))
+    [old] = job.report_notes()
+    assert old["author"] == OLD_BOT
+
+    result = job.push()  # REPO_TOKEN was re-created: a new bot user
+
+    assert_succeeded(result)
+    assert [note["author"] for note in job.report_notes()] == [OLD_BOT, BOT]
+    assert result.stderr.splitlines() == [
+        f"report_note: the report comment CML would edit (note {old['id']}) was written by @{OLD_BOT['username']}, "
+        "another user, as happens when the token is re-created instead of rotated: GitLab refuses the edit (403), "
+        "so a new comment is posted.",
+        f"report_note: could not remove the old report comment note {old['id']} by @{OLD_BOT['username']}: it was "
+        "written by another user, so GitLab refuses (403); delete it by hand, and rotate tokens instead of "
+        "re-creating them.",
+    ]
+
+    again = job.push()
+
+    assert_succeeded(again)
+    notes = job.report_notes()
+    assert [note["author"] for note in notes] == [OLD_BOT, BOT]
+    assert "| accuracy | 0.93 |" in notes[1]["body"]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("problem", ["missing", "refused", "unreachable"])
+def test_a_token_problem_stops_the_job_with_one_line_before_cml_runs(job, problem):
+    token, variables = {"missing": None, "refused": "glpat-revoked-token-0d2b"}.get(problem, TOKEN), {}
+    if problem == "unreachable":
+        dead = f"http://127.0.0.1:{closed_port()}"
+        variables = {"CI_API_V4_URL": f"{dead}/api/v4", "CI_PROJECT_URL": f"{dead}/ml/demo"}
+    expected = {
+        "missing": "error: REPO_TOKEN is not set: create a project access token (role Developer, scopes api and "
+        "write_repository; GitLab.com Premium/Ultimate or self-managed GitLab) or, on GitLab.com Free, a personal "
+        "access token of a dedicated bot account with the same scopes, and store it as a masked, NOT protected "
+        "CI/CD variable named REPO_TOKEN.",
+        "refused": f"error: REPO_TOKEN was refused by {job.api.api_url} (HTTP 401): it may be expired, revoked or "
+        "lack the api scope; create a new one (role Developer, scopes api and write_repository) and update the "
+        "CI/CD variable REPO_TOKEN.",
+        "unreachable": f"error: cannot reach the GitLab API at {variables.get('CI_API_V4_URL')} to check REPO_TOKEN; "
+        "retry the job, or check the runner's network (",
+    }[problem]
+
+    result = job.push(token=token, **variables)
+
+    assert result.returncode == 1
+    assert result.stdout == "0.20.6\n"
+    assert result.stderr.startswith(expected) and result.stderr.count("\n") == 1, result.stderr
+    assert not job.cml_log.exists()  # no `cml comment` call
+    assert [request.method for request in job.api.requests] == (["GET"] if problem == "refused" else [])
+    assert token is None or token not in result.stdout + result.stderr
