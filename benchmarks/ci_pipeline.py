@@ -96,7 +96,17 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, ran_stages, run, s3_env
-from tests.gitlab import GITLAB_CI_LOCAL, GitLabApiDouble, LocalGitLab, PipelineRun, create_jobs_venv
+from tests.gitlab import (
+    BOT,
+    GITLAB_CI_LOCAL,
+    PROJECT_ID,
+    PROJECT_PATH,
+    TOKEN,
+    LocalGitLab,
+    PipelineRun,
+    create_jobs_venv,
+)
+from tests.gitlab_api import GitLabApi
 
 RESULTS_FILE = Path(__file__).resolve().parent / "ci_results.md"
 MR_JOBS = ("train", "report", "comment")
@@ -178,7 +188,7 @@ class TimedLog:
 # Where a job's time goes: (phase starting at this line, pattern of the line). The last entry ends the job.
 TRAIN_PHASES = [
     ("train: `uv pip install -r requirements.lock` (all preinstalled)", r"^\$ uv pip install"),
-    ("train: preflight `dvc pull` of the raw data, `dvc repro` start-up", r"^\$ bash ci/train\.sh"),
+    ("train: preflight `dvc pull` of the raw data, `dvc repro` start-up", r"^\$ prepare_remote"),
     (
         "train: `dvc repro --pull` (stages run or restored)",
         r"^> ('.*' didn't change|Pulling data|Stage '|Running stage)",
@@ -189,7 +199,7 @@ TRAIN_PHASES = [
 OVERHEAD = "gitlab-ci-local outside the jobs (start-up, YAML and schema, workspace copies)"
 REPORT_PHASES = [
     ("report: `uv pip install -r requirements.lock` (all preinstalled)", r"^\$ uv pip install"),
-    ("report: `ci/report.sh` (fetch main, build the report)", r"^\$ bash ci/report\.sh"),
+    ("report: fetch the base, `dvc params/metrics diff`, build the report", r"^\$ test -f reports"),
     ("", r"^finished in "),
 ]
 
@@ -242,7 +252,7 @@ class TimestampedGitLab(LocalGitLab):
         """The run with timestamps removed from its output (so `job_log` works); they go to `last_log`."""
         result = super().pipeline(*jobs, **options)
         self.last_log = TimedLog.parse(result.output)
-        return PipelineRun(result.returncode, self.last_log.output, result.project)
+        return PipelineRun(result.returncode, self.last_log.output, result.checkout)
 
 
 class PipelineBench:
@@ -345,8 +355,8 @@ def measure_pipelines(
         jobs_venv = workdir / "jobs-venv"
         create_jobs_venv(project, jobs_venv)
         versions["dvc"] = run([str(jobs_venv / "bin/dvc"), "--version"], project).stdout.strip()
-        with GitLabApiDouble() as api_url:
-            bench = PipelineBench(TimestampedGitLab(project, jobs_venv, endpoint, api_url), workload.trees)
+        with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
+            bench = PipelineBench(TimestampedGitLab(project, jobs_venv, endpoint, api), workload.trees)
             progress("warm-up: main's pipeline and one merge-request pipeline (untimed) ...")
             bench.warm_up()
             for number in range(1, runs + 1):
@@ -530,7 +540,7 @@ def breakdown_table(bench: PipelineBench) -> str:
         lines.append(f"| {label} | {' | '.join(cells)} | {saved} |")
     note = (
         "Job and phase times come from gitlab-ci-local's `--timestamps` (1 s resolution once a job has run "
-        "10 s); the phases start at the lines `$ uv pip install`, `$ bash ci/train.sh`, DVC's first `dvc repro` "
+        "10 s); the phases start at the lines `$ uv pip install`, `$ prepare_remote`, DVC's first `dvc repro` "
         "message and ``Use `dvc push` `` (or `No stage ran`), and end at the job's end."
     )
     return "\n".join(lines) + "\n\n" + note

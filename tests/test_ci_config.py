@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from .conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run
-from .gitlab import GITLAB_CI_LOCAL, PROJECT_ID, PROJECT_URL
+from .gitlab import GITLAB_CI_LOCAL, PROJECT_ID
+
+PROJECT_URL = "https://gitlab.example.com/ml/demo"
 
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 CI_FILE = ".gitlab-ci.yml"
@@ -252,25 +254,36 @@ def test_comment_image_is_pinned(config):
 
 def test_no_job_hides_a_failure(config, default_project):
     lines = script_lines(config)
-    assert any("ci/train.sh" in line for line in lines)  # the scripts were found
+    assert any("ci/pipeline.sh" in line for line in lines)  # the guards were found
     scripts = sorted((default_project / "ci").glob("*.sh"))
     for text in [*lines, *(script.read_text(encoding="utf-8") for script in scripts)]:
         assert not re.search(r"\|\|\s*(true|:)\s*($|;|#)", text, re.MULTILINE), text
 
 
-def test_jobs_call_existing_scripts(config, default_project):
-    called = [word for line in script_lines(config) for word in shlex.split(line) if word.startswith("ci/")]
-    assert called, "no job calls a ci/ script"
+def test_steps_call_existing_scripts_and_guards(config, default_project):
+    """Every `ci/` path a step names exists, and every guard a step calls is a function of
+    ci/pipeline.sh (a typo would only show as "command not found" on GitLab)."""
+    words = [shlex.split(line) for line in script_lines(config)]
+    called = [word for line in words for word in line if word.startswith("ci/")]
+    assert {"ci/pipeline.sh", "ci/report_note.py"} <= set(called)
     for path in called:
         assert (default_project / path).is_file(), path
+    guards = set(re.findall(r"^(\w+)\(\) \{", (default_project / "ci/pipeline.sh").read_text(), re.MULTILINE))
+    used = {line[0] for line in words if re.fullmatch(r"[a-z]+(_[a-z]+)+", line[0])}
+    used |= {line[1] for line in words if line[0] in ("if", "test") and re.fullmatch(r"[a-z]+(_[a-z]+)+", line[1])}
+    assert used and used <= guards, used - guards
 
 
-def test_comment_posts_natively_to_this_project(default_project):
-    text = (default_project / "ci/comment.sh").read_text(encoding="utf-8").replace("\\\n", " ")
-    [command] = [shlex.split(line) for line in text.splitlines() if line.startswith("cml ")]
-    assert command[:3] == ["cml", "comment", "update"]
+def test_dvc_and_cml_steps_are_in_the_ci_file(config):
+    """Readers learn the pattern from .gitlab-ci.yml: the DVC and CML commands are its steps."""
+    steps = {name: " ".join(job.get("script", [])) for name, job in jobs(config, hidden=False).items()}
+    assert "dvc repro --pull" in steps["train"] and "dvc push --run-cache" in steps["train"]
+    assert "dvc params diff" in steps["report"] and "dvc metrics diff" in steps["report"]
+    [command] = [shlex.split(line) for line in config["comment"]["script"] if line.startswith("cml comment")]
+    assert command[:3] == ["cml", "comment", "$mode"]
     assert "--native" in command  # images stay in GitLab, never on CML's public asset host
     assert command[command.index("--repo") + 1] == "$CI_PROJECT_URL"
+    assert "cml --version" in config["comment"]["script"]
 
 
 def test_artifacts_expire(config):
@@ -303,7 +316,7 @@ def test_no_secrets_in_the_ci_file(default_project):
 
 def test_ci_scripts_are_valid_bash(default_project):
     scripts = sorted((default_project / "ci").glob("*.sh"))
-    assert {script.name for script in scripts} >= {"common.sh", "train.sh", "report.sh", "comment.sh"}
+    assert {script.name for script in scripts} == {"pipeline.sh"}
     for script in scripts:
         result = run(["bash", "-n", str(script)], default_project, check=False)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"

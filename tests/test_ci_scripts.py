@@ -1,28 +1,24 @@
-"""The generated ci/*.sh job scripts, run directly with bash in a baked project, on their failure paths.
+"""The jobs' steps from the generated .gitlab-ci.yml (with the guards of ci/pipeline.sh), run with
+bash in a baked project on their failure and skip paths.
 
 Faster than a gitlab-ci-local pipeline: the environment is built here with exactly the CI_*
 variables a job would get. What a failing job must leave is one `error: ...` line saying what to
 fix (no stack trace), and nothing posted or pushed on the paths that must skip.
 """
 
-import json
-import os
 import socket
 import subprocess
 import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from .conftest import project_env, run, s3_env
-from .gitlab import PROJECT_ID, PROJECT_URL, STAND_INS, TOKEN, GitLabApiDouble
+from .gitlab import FORK_ID, PROJECT_ID
 
-FORK_PROJECT_ID = "9999"
-PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 # What the runner's environment must not leak into a job: tokens CML would pick up, CML_* options.
 NOT_INHERITED = ("REPO_TOKEN", "repo_token", "GITHUB_TOKEN", "GITLAB_TOKEN", "BITBUCKET_TOKEN", "VIRTUAL_ENV")
-TOKEN_MISSING = "error: REPO_TOKEN is not set: create a project access token"
-TOKEN_REFUSED = "error: REPO_TOKEN was refused by"
 
 
 def ci_env(base: dict[str, str], tmp: Path, **variables: str) -> dict[str, str]:
@@ -36,8 +32,14 @@ def ci_env(base: dict[str, str], tmp: Path, **variables: str) -> dict[str, str]:
     return env
 
 
-def run_script(project: Path, script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", f"ci/{script}"], cwd=project, env=env, capture_output=True, text=True, timeout=180)
+def run_job(project: Path, job: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """The job's steps as GitLab Runner runs them: one `bash -eo pipefail` shell, ci/pipeline.sh
+    sourced first (the install steps are left out: this suite's venv has the dependencies)."""
+    steps = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))[job]["script"]
+    script = "\n".join(["source ci/pipeline.sh", *steps])
+    return subprocess.run(
+        ["bash", "-eo", "pipefail", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
@@ -61,111 +63,15 @@ def closed_port():
         yield sock.getsockname()[1]
 
 
-# --- comment.sh ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def api_url():
-    with GitLabApiDouble() as url:
-        yield url
-
-
-@pytest.fixture
-def comment(bake, tmp_path, api_url):
-    """Run ci/comment.sh as the comment job of a same-project MR pipeline; cml is the stand-in."""
-    project = bake()
-    cml_log = tmp_path / "cml-calls.jsonl"
-
-    def _run(report: bool = True, **variables: str):
-        if report:
-            (project / "report").mkdir(exist_ok=True)
-            (project / "report" / "roc.png").write_bytes(PNG)
-            (project / "report" / "report.md").write_text("# Model report\n\n![ROC](./roc.png)\n", encoding="utf-8")
-        env = ci_env(
-            project_env(project),
-            tmp_path,
-            CI_PIPELINE_SOURCE="merge_request_event",
-            CI_MERGE_REQUEST_IID="7",
-            CI_MERGE_REQUEST_PROJECT_ID=PROJECT_ID,
-            CI_MERGE_REQUEST_SOURCE_PROJECT_ID=PROJECT_ID,
-            CI_PROJECT_ID=PROJECT_ID,
-            CI_PROJECT_URL=PROJECT_URL,
-            CI_API_V4_URL=api_url,
-            CML_STAND_IN_LOG=str(cml_log),
-            REPO_TOKEN=TOKEN,
-        )
-        env["PATH"] = f"{STAND_INS}{os.pathsep}{env['PATH']}"
-        for name, value in variables.items():
-            if value is None:
-                env.pop(name, None)
-            else:
-                env[name] = value
-        result = run_script(project, "comment.sh", env)
-        calls = [json.loads(line) for line in cml_log.read_text().splitlines()] if cml_log.exists() else []
-        return result, calls
-
-    return _run
-
-
-def test_comment_without_token_says_how_to_create_one(comment):
-    result, calls = comment(REPO_TOKEN=None)
-    line = assert_one_line_error(result, TOKEN_MISSING)
-    assert "role Developer" in line and "not protected" in line
-    assert calls == []
-
-
-def test_comment_with_refused_token_stops_before_cml(comment, api_url):
-    result, calls = comment(REPO_TOKEN="glpat-expired-token")
-    line = assert_one_line_error(result, f"{TOKEN_REFUSED} {api_url} (HTTP 401)")
-    assert "expired" in line
-    assert "glpat-expired-token" not in result.stdout + result.stderr
-    assert calls == []
-
-
-def test_comment_with_unreachable_api_says_so_without_blaming_the_token(comment, closed_port):
-    url = f"http://127.0.0.1:{closed_port}/api/v4"
-    result, calls = comment(CI_API_V4_URL=url)
-    assert_one_line_error(result, f"error: cannot reach the GitLab API at {url} to check REPO_TOKEN")
-    assert TOKEN_REFUSED not in result.stderr
-    assert calls == []
-
-
-def test_comment_with_valid_token_updates_one_native_comment(comment):
-    result, calls = comment()
-    assert result.returncode == 0, result.stdout + result.stderr
-    [call] = calls
-    assert call["argv"][:3] == ["comment", "update", "report/report.md"]
-    options = call["options"]
-    assert options["driver"] == "gitlab" and options["repo"] == PROJECT_URL and options["target"] == "pr/7"
-    assert options["publish-native"] is True and options["watermark-title"]
-    assert [image["ref"] for image in call["images"]] == ["./roc.png"]
-    assert call["token_source"] == "REPO_TOKEN" and call["warnings"] == []
-    assert f"{PROJECT_URL}/-/merge_requests/7#note_" in result.stdout  # the stand-in's note URL
-    assert TOKEN not in result.stdout + result.stderr
-
-
-def test_comment_on_fork_merge_request_posts_nothing(comment):
-    result, calls = comment(CI_MERGE_REQUEST_SOURCE_PROJECT_ID=FORK_PROJECT_ID, REPO_TOKEN=None)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Merge request from a fork: no comment is posted" in result.stdout
-    assert calls == []
-
-
-def test_comment_without_report_posts_nothing(comment):
-    result, calls = comment(report=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "No report was built in this pipeline" in result.stdout
-    assert calls == []
-
-
-# --- train.sh -----------------------------------------------------------------------------------
+# --- train --------------------------------------------------------------------------------------
 
 DEFAULT_BRANCH = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
-FORK_MERGE_REQUEST = {
+FORK_MERGE_REQUEST = {  # running in the fork: CI_PROJECT_ID is the fork's
     "CI_PIPELINE_SOURCE": "merge_request_event",
     "CI_MERGE_REQUEST_IID": "3",
+    "CI_PROJECT_ID": FORK_ID,
     "CI_MERGE_REQUEST_PROJECT_ID": PROJECT_ID,
-    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": FORK_PROJECT_ID,
+    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": FORK_ID,
     "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "fork-change",
     "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
 }
@@ -193,7 +99,7 @@ def in_checkout(env: dict[str, str], checkout: Path) -> dict[str, str]:
 
 def test_train_without_credentials_on_default_branch_fails(bake, tmp_path):
     project = bake()
-    result = run_script(project, "train.sh", ci_env(project_env(project), tmp_path, **DEFAULT_BRANCH))
+    result = run_job(project, "train", ci_env(project_env(project), tmp_path, **DEFAULT_BRANCH))
     line = assert_one_line_error(result, "error: AWS_ACCESS_KEY_ID is not set")
     assert "AWS_SECRET_ACCESS_KEY" in line and "not protected" in line
     assert not (project / ".dvc/config.local").exists()  # stopped before touching DVC
@@ -201,7 +107,7 @@ def test_train_without_credentials_on_default_branch_fails(bake, tmp_path):
 
 def test_train_without_credentials_in_fork_merge_request_skips(bake, tmp_path):
     project = bake()
-    result = run_script(project, "train.sh", ci_env(project_env(project), tmp_path, **FORK_MERGE_REQUEST))
+    result = run_job(project, "train", ci_env(project_env(project), tmp_path, **FORK_MERGE_REQUEST))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "training is skipped" in result.stdout
     assert result.stderr == ""
@@ -223,7 +129,7 @@ def test_train_with_unreachable_endpoint_fails_clearly(bake, tmp_path, closed_po
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ENDPOINT_URL_S3=endpoint,
     )
-    result = run_script(checkout, "train.sh", env)
+    result = run_job(checkout, "train", env)
     assert_one_line_error(result, f"{REMOTE_UNREADABLE} (s3://{bucket}/dvc)")
     assert "ERROR: " in result.stderr  # DVC's own account of the cause comes first
     assert endpoint in (checkout / ".dvc/config.local").read_text()  # the override was what failed
@@ -234,7 +140,7 @@ def test_train_when_data_was_never_pushed_says_so(bake, tmp_path, s3_endpoint):
     bucket = new_bucket()
     checkout = job_checkout(bake(s3_bucket=bucket), tmp_path)
     env = ci_env(s3_env(checkout, s3_endpoint, bucket), tmp_path, **DEFAULT_BRANCH)  # an empty bucket
-    result = run_script(checkout, "train.sh", env)
+    result = run_job(checkout, "train", env)
     line = assert_one_line_error(result, f"{REMOTE_UNREADABLE} (s3://{bucket}/dvc)")
     assert "'dvc push'" in line
     assert "ERROR: " in result.stderr  # DVC's own account of the cause comes first
@@ -257,9 +163,35 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
 
     checkout = job_checkout(project, tmp_path)
     env = in_checkout(env, checkout)
-    result = run_script(checkout, "train.sh", env)
+    result = run_job(checkout, "train", env)
     line = assert_one_line_error(result, "error: dvc.lock does not match params.yaml and the code of this commit")
     assert "run 'dvc repro --pull'" in line and "commit dvc.lock" in line
     assert run(["git", "status", "--porcelain", "--", "dvc.lock"], checkout, env).stdout.strip() == "M dvc.lock"
     # Only the stages that read the changed parameter ran; data preparation came from the remote.
     assert "Running stage 'train'" in result.stdout and "Running stage 'prepare'" not in result.stdout
+    # The same commit on other branches: a feature branch before its merge request only warns (its
+    # merge request pipeline commits dvc.lock); a protected branch fails like the default branch.
+    feature = run_job(checkout, "train", {**env, "CI_COMMIT_BRANCH": "feature"})
+    assert feature.returncode == 0, feature.stdout + feature.stderr
+    assert "warning: dvc.lock does not match" in feature.stdout and "open a merge request" in feature.stdout
+    protected = {**env, "CI_COMMIT_BRANCH": "release-1", "CI_COMMIT_REF_PROTECTED": "true"}
+    assert_one_line_error(run_job(checkout, "train", protected), "error: dvc.lock does not match")
+
+
+# --- comment ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("variables", "says"),
+    [
+        (FORK_MERGE_REQUEST, "This pipeline runs in the fork, without the target project's REPO_TOKEN"),
+        ({**FORK_MERGE_REQUEST, "CI_PROJECT_ID": PROJECT_ID}, "No report was built in this pipeline"),
+    ],
+    ids=["fork-running-in-the-fork", "no-report"],
+)
+def test_comment_skips_with_one_line_where_nothing_can_be_posted(bake, tmp_path, variables, says):
+    project = bake()
+    result = run_job(project, "comment", ci_env(project_env(project), tmp_path, REPO_TOKEN="glpat-x", **variables))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert says in result.stdout and result.stderr == ""
+    assert "0.20.6" not in result.stdout  # stopped before `cml --version`

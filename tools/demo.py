@@ -20,7 +20,8 @@ from pathlib import Path
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import TEMPLATE, bake_cli, run, s3_env
-from tests.gitlab import GitLabApiDouble, LocalGitLab, create_jobs_venv
+from tests.gitlab import BOT, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
+from tests.gitlab_api import GitLabApi
 
 SCRATCH = TEMPLATE / "build" / "demo"
 BRANCH = "fewer-trees"
@@ -47,8 +48,7 @@ def main() -> int:
     SCRATCH.mkdir(parents=True)
 
     step(f"Bake the default project into {SCRATCH.relative_to(TEMPLATE)}/")
-    # The jobs run on this machine's Python, so the project targets it (the default is newer).
-    baked = bake_cli(SCRATCH, f"python_version={sys.version_info.major}.{sys.version_info.minor}")
+    baked = bake_cli(SCRATCH)
     if baked.returncode != 0:
         print(baked.stderr, file=sys.stderr)
         return 1
@@ -77,8 +77,8 @@ def main() -> int:
         step("Prepare the jobs' Python environment (uv, from requirements.lock)")
         jobs_venv = create_jobs_venv(project, SCRATCH / "jobs-venv")
 
-        with GitLabApiDouble() as api_url:
-            gitlab = LocalGitLab(project, jobs_venv, endpoint, api_url)
+        with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
+            gitlab = LocalGitLab(project, jobs_venv, endpoint, api)
             step("Default-branch pipeline (gitlab-ci-local): test, train")
             main_run = gitlab.pipeline("test", "train")
             print(f"   train: {said(main_run, 'train')}")
@@ -92,7 +92,9 @@ def main() -> int:
             params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: 10"))
             gitlab.git("commit", "--quiet", "-am", "Try 10 trees")
             gitlab.push(BRANCH)
+            gitlab.git("switch", "--quiet", "main")
             mr = gitlab.pipeline("train", "report", "comment", merge_request=True, source_branch=BRANCH)
+            [note] = api.notes(1)
             for job in ("train", "report", "comment"):
                 print(f"   {job}: {said(mr, job)}")
             if mr.returncode != 0:
@@ -106,6 +108,7 @@ def main() -> int:
         print(f"   images: {', '.join(sorted(p.name for p in report_dir.glob('*.png')))}")
         [call] = gitlab.cml_calls()
         print("   comment job ran: cml " + " ".join(call["argv"]))
+        print(f"   posted as note {note['id']} by @{note['author']['username']} on the local GitLab API double")
         print("   (CML stand-in: the real comment is posted only on GitLab)")
     finally:
         server.stop()
