@@ -174,7 +174,7 @@ push_dvc_lock() {
   elif grep -q "^!.*(stale info)" <<<"$output"; then
     echo "dvc.lock was stale, and '$branch' has moved on since ${tip:0:8}: its newer pipeline takes over."
   else
-    echo "${output//$REPO_TOKEN/[MASKED]}" >&2
+    echo "${output//"$REPO_TOKEN"/[MASKED]}" >&2
     fail "could not push dvc.lock to '$branch' (git's answer is above): check that REPO_TOKEN is valid, has the write_repository scope and a role that may push to '$branch'."
   fi
 }
