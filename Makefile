@@ -1,7 +1,9 @@
-# Two commands for a fresh machine with Python 3.11+, git and make (see README.md):
-#   make demo   bake the default project and run it against a local S3 server
-#   make test   run the template's whole test suite
-# Both create their own environment in .venv/ from the pinned requirements/dev.txt.
+# Commands for a fresh machine with Python 3.11+, git and make (see README.md, CONTRIBUTING.md):
+#   make demo       bake the default project and run it against a local S3 server
+#   make check      lint and the fast tests (about a minute)
+#   make test       lint and the whole test suite
+#   make instance   render the default project into build/instance, a repository of its own
+# Each creates its own environment in .venv/ from the pinned requirements/dev.txt.
 
 PYTHON ?= python3
 VENV := .venv
@@ -9,17 +11,26 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export ITERATIVE_DO_NOT_TRACK := 1
 
-.PHONY: demo test lint bench lock clean rsync
+.PHONY: demo check test lint bench instance lock clean rsync
 
 demo: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m tools.demo
 
-test: $(VENV)/.installed node_modules/.installed rsync
+# Fast tests: everything not marked `slow` (slow ones run a baked project's pipeline or CI).
+check: lint node_modules/.installed
+	$(BIN)/python -m pytest -n 2 -m "not slow" tests
+
+test: lint node_modules/.installed rsync
 	$(BIN)/python -m pytest -n 2 tests
 
+OWN_CODE := hooks harness tests tools benchmarks local_extensions.py
 lint: $(VENV)/.installed
-	$(BIN)/ruff check hooks tests tools benchmarks local_extensions.py
-	$(BIN)/ruff format --check hooks tests tools benchmarks local_extensions.py
+	$(BIN)/ruff check $(OWN_CODE)
+	$(BIN)/ruff format --check $(OWN_CODE)
+	$(BIN)/python -m tools.lint
+
+instance: $(VENV)/.installed
+	$(BIN)/python -m tools.instance render build/instance
 
 bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.pipeline

@@ -95,8 +95,7 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, ran_stages, run, s3_env
-from tests.gitlab import (
+from harness.gitlab import (
     BOT,
     GITLAB_CI_LOCAL,
     PROJECT_ID,
@@ -106,7 +105,9 @@ from tests.gitlab import (
     PipelineRun,
     create_jobs_venv,
 )
-from tests.gitlab_api import GitLabApi
+from harness.gitlab_api import GitLabApi
+from harness.project import TEMPLATE, VENV_BIN, bake_cli, project_env, ran_stages, run
+from harness.s3 import s3_env
 
 RESULTS_FILE = Path(__file__).resolve().parent / "ci_results.md"
 MR_JOBS = ("train", "report", "comment")

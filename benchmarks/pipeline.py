@@ -57,8 +57,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.conftest import bake_cli
-from tests.conftest import project_env as baked_project_env
+from harness.project import bake_cli
+from harness.project import project_env as baked_project_env
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.md"
 STAGES = ("prepare", "train", "evaluate")

@@ -14,8 +14,9 @@ import yaml
 from sklearn import datasets
 from slugify import slugify
 
-from .conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run
-from .test_hooks import hook
+from harness.project import TEMPLATE, VENV_BIN, bake_cli, pre_gen_hook, project_env, run
+
+hook = pre_gen_hook()
 
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 DATASETS = QUESTIONS["dataset"]

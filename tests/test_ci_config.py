@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import TEMPLATE, VENV_BIN, bake_cli, project_env, run
-from .gitlab import GITLAB_CI_LOCAL, PROJECT_ID
+from harness.gitlab import GITLAB_CI_LOCAL, PROJECT_ID, merge_request_variables
+from harness.project import TEMPLATE, VENV_BIN, bake_cli, project_env, run
 
 PROJECT_URL = "https://gitlab.example.com/ml/demo"
 
@@ -40,14 +40,7 @@ VARIANTS = {
 # Pipeline kinds, as the variables GitLab sets for them (gitlab-ci-local sets CI_COMMIT_BRANCH to
 # the checked-out branch and CI_PIPELINE_SOURCE to push unless told otherwise).
 MERGE_REQUEST = {
-    "variables": {
-        "CI_PIPELINE_SOURCE": "merge_request_event",
-        "CI_MERGE_REQUEST_IID": "1",
-        "CI_MERGE_REQUEST_PROJECT_ID": PROJECT_ID,
-        "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": PROJECT_ID,
-        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
-        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-    },
+    "variables": merge_request_variables("feature", runs_in=PROJECT_ID),
     "unset": ["CI_COMMIT_BRANCH"],  # real GitLab leaves it unset in MR pipelines
 }
 BRANCH_PUSH = {"variables": {"CI_PIPELINE_SOURCE": "push"}, "unset": []}

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import project_env, run, s3_env
-from .gitlab import FORK_ID, PROJECT_ID
+from harness.gitlab import FORK_ID, PROJECT_ID, merge_request_variables
+from harness.project import project_env, run
+from harness.s3 import s3_env
 
 # What the runner's environment must not leak into a job: tokens CML would pick up, CML_* options.
 NOT_INHERITED = ("REPO_TOKEN", "repo_token", "GITHUB_TOKEN", "GITLAB_TOKEN", "BITBUCKET_TOKEN", "VIRTUAL_ENV")
@@ -66,15 +67,8 @@ def closed_port():
 # --- train --------------------------------------------------------------------------------------
 
 DEFAULT_BRANCH = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": "main", "CI_DEFAULT_BRANCH": "main"}
-FORK_MERGE_REQUEST = {  # running in the fork: CI_PROJECT_ID is the fork's
-    "CI_PIPELINE_SOURCE": "merge_request_event",
-    "CI_MERGE_REQUEST_IID": "3",
-    "CI_PROJECT_ID": FORK_ID,
-    "CI_MERGE_REQUEST_PROJECT_ID": PROJECT_ID,
-    "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": FORK_ID,
-    "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "fork-change",
-    "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-}
+# A fork's merge request pipeline running in the fork: CI_PROJECT_ID is the fork's.
+FORK_MERGE_REQUEST = merge_request_variables("fork-change", source_project=FORK_ID, runs_in=FORK_ID)
 REMOTE_UNREADABLE = "error: cannot read the DVC remote 'storage'"
 
 

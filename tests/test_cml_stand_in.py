@@ -1,4 +1,4 @@
-"""The `cml` stand-in (tests/stand_ins/cml) is part of the proof, so prove it strict and faithful.
+"""The `cml` stand-in (harness/stand_ins/cml) is part of the proof, so prove it strict and faithful.
 
 Faithful: against the loopback GitLab API (tests/gitlab_api.py) it makes the requests CML 0.20.6
 makes (src/drivers/gitlab.js), including its real limits: `comment update` reads only the first
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from .gitlab_api import GitLabApi
+from harness.gitlab import STAND_INS
+from harness.gitlab_api import GitLabApi
 
-STAND_IN = Path(__file__).resolve().parent / "stand_ins" / "cml"
+STAND_IN = STAND_INS / "cml"
 TOKEN = "glpat-stand-in-test-token-5f3a9c"
 OTHER_TOKEN = "glpat-other-user-token-88e1"
 BOT = {"id": 10, "username": "project_4242_bot"}

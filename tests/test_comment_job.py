@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import project_env, run
-from .gitlab_api import GitLabApi
+from harness.gitlab import PROJECT_ID, STAND_INS, merge_request_variables
+from harness.gitlab_api import GitLabApi
+from harness.project import project_env, run
 
-STAND_INS = Path(__file__).resolve().parent / "stand_ins"
-PROJECT_ID, IID = "4242", 7
+IID = 7
 TOKEN = "glpat-current-bot-token-7f3e"  # REPO_TOKEN today
 OLD_TOKEN = "glpat-previous-bot-token-1c9a"  # the token before it was re-created (another bot user)
 BOT = {"id": 31, "username": "project_4242_bot_2"}
@@ -63,16 +63,11 @@ class CommentJob:
             CI_PROJECT_ID=PROJECT_ID,
             CI_PROJECT_PATH="ml/demo",
             CI_PROJECT_URL=f"{self.api.url}/ml/demo",
-            CI_PIPELINE_SOURCE="merge_request_event",
             CI_PIPELINE_ID=str(900 + self.pushes),
             CI_JOB_ID=str(5000 + self.pushes),
             CI_COMMIT_SHA=f"{self.pushes:040x}",
             CI_COMMIT_REF_NAME="feature",
-            CI_MERGE_REQUEST_IID=str(IID),
-            CI_MERGE_REQUEST_PROJECT_ID=PROJECT_ID,
-            CI_MERGE_REQUEST_SOURCE_PROJECT_ID=PROJECT_ID,
-            CI_MERGE_REQUEST_SOURCE_BRANCH_NAME="feature",
-            CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+            **merge_request_variables("feature", iid=str(IID)),
             REPORT_TITLE="DVC model report",
             CML_STAND_IN_LOG=str(self.cml_log),
         )

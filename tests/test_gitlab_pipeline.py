@@ -6,12 +6,13 @@ what was pushed where (S3 objects, branches of the bare repositories) and what w
 import re
 import uuid
 
-import boto3
 import pytest
 
-from .conftest import ran_stages, run, s3_env
-from .gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
-from .gitlab_api import GitLabApi
+from harness.gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
+from harness.gitlab_api import GitLabApi
+from harness.project import ran_stages, run
+from harness.s3 import client as s3_client
+from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
 MR_JOBS = ("train", "report", "comment")
@@ -37,8 +38,7 @@ def gitlab(bake, tmp_path, s3_endpoint):
 
 
 def s3_keys(gitlab: LocalGitLab) -> set[str]:
-    s3 = boto3.client("s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="t")
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=gitlab.bucket)
+    pages = s3_client(gitlab.s3_endpoint).get_paginator("list_objects_v2").paginate(Bucket=gitlab.bucket)
     return {item["Key"] for page in pages for item in page.get("Contents", [])}
 
 
@@ -178,7 +178,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     assert "does not allow anonymous reads, so training is skipped" in closed.job_log("train")
     assert "No training results in this pipeline" in closed.job_log("report")
 
-    s3 = boto3.client("s3", endpoint_url=gitlab.s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="t")
+    s3 = s3_client(gitlab.s3_endpoint)
     s3.put_bucket_acl(Bucket=gitlab.bucket, ACL="public-read")  # moto answers anonymous reads under ACLs
     stored = s3_keys(gitlab)
     for key in stored:

@@ -5,17 +5,14 @@ gives the plain rule functions without baking anything.
 """
 
 import ast
-import importlib.util
 import subprocess
 import sys
 
 import pytest
 
-from .conftest import TEMPLATE, bake_cli
+from harness.project import TEMPLATE, bake_cli, pre_gen_hook
 
-spec = importlib.util.spec_from_file_location("pre_gen_project", TEMPLATE / "hooks" / "pre_gen_project.py")
-hook = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(hook)
+hook = pre_gen_hook()
 
 # A complete set of answers that passes every rule; tests change one or two fields at a time.
 VALID = {

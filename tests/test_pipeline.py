@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import bake_cli, ran_stages, run, s3_env
+from harness.project import bake_cli, ran_stages, run
+from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
 

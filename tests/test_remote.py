@@ -4,7 +4,8 @@ with an empty cache gets everything back from the remote instead of recomputing.
 import pytest
 import yaml
 
-from .conftest import run, s3_env
+from harness.project import run
+from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
 

@@ -12,16 +12,14 @@ the real posting happens only on GitLab. The S3 server is stopped at the end.
 """
 
 import json
-import logging
 import shutil
 import sys
 from pathlib import Path
 
-from moto.server import ThreadedMotoServer
-
-from tests.conftest import TEMPLATE, bake_cli, run, s3_env
-from tests.gitlab import BOT, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
-from tests.gitlab_api import GitLabApi
+from harness.gitlab import BOT, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
+from harness.gitlab_api import GitLabApi
+from harness.project import TEMPLATE, bake_cli, run
+from harness.s3 import LocalS3, s3_env
 
 SCRATCH = TEMPLATE / "build" / "demo"
 BRANCH = "fewer-trees"
@@ -56,12 +54,7 @@ def main() -> int:
     answers = json.loads((project / ".cookiecutter.json").read_text())
     print(f"   {project}")
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
+    with LocalS3() as endpoint:
         step(f"Local S3 server on {endpoint}, bucket s3://{answers['s3_bucket']}/{answers['s3_prefix']}")
         env = s3_env(project, endpoint, answers["s3_bucket"])
 
@@ -94,12 +87,12 @@ def main() -> int:
             gitlab.push(BRANCH)
             gitlab.git("switch", "--quiet", "main")
             mr = gitlab.pipeline("train", "report", "comment", merge_request=True, source_branch=BRANCH)
-            [note] = api.notes(1)
             for job in ("train", "report", "comment"):
                 print(f"   {job}: {said(mr, job)}")
             if mr.returncode != 0:
                 print(mr.output, file=sys.stderr)
                 return 1
+            [note] = api.notes(1)
 
         report_dir = SCRATCH / "report"
         shutil.copytree(mr.artifact("report", "report"), report_dir)
@@ -110,9 +103,7 @@ def main() -> int:
         print("   comment job ran: cml " + " ".join(call["argv"]))
         print(f"   posted as note {note['id']} by @{note['author']['username']} on the local GitLab API double")
         print("   (CML stand-in: the real comment is posted only on GitLab)")
-    finally:
-        server.stop()
-        print("\n== Stopped the local S3 server.")
+    print("\n== Stopped the local S3 server.")
     return 0
 
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
 
-from .conftest import TEMPLATE, VENV_BIN, project_env, run
 from .gitlab_api import GitLabApi
+from .project import TEMPLATE, VENV_BIN, project_env, run
 
 GITLAB_CI_LOCAL = TEMPLATE / "node_modules" / ".bin" / "gitlab-ci-local"
-STAND_INS = TEMPLATE / "tests" / "stand_ins"
+STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 PROJECT_ID, PROJECT_PATH = "4242", "ml/demo"
 FORK_ID, FORK_PATH = "5151", "contributor/demo"
 TOKEN = "glpat-valid-test-token"
@@ -40,6 +40,37 @@ def create_jobs_venv(project: Path, path: Path) -> Path:
     env["VIRTUAL_ENV"] = str(path)
     run([str(VENV_BIN / "uv"), "pip", "install", "--quiet", "-r", "requirements.lock"], project, env)
     return path
+
+
+def merge_request_variables(
+    source_branch: str,
+    *,
+    iid: str = "1",
+    event_type: str = "detached",
+    source_project: str = PROJECT_ID,
+    runs_in: str = "",
+    diff_base: str = "",
+    source_sha: str = "",
+    target_sha: str = "",
+) -> dict[str, str]:
+    """The variables GitLab sets in a merge request pipeline into `main` of PROJECT_ID (which also
+    unsets CI_COMMIT_BRANCH). `runs_in`: CI_PROJECT_ID, when the caller does not set it itself.
+    The two *_SHA variables exist only for merged results and merge trains."""
+    values = {
+        "CI_PIPELINE_SOURCE": "merge_request_event",
+        "CI_MERGE_REQUEST_IID": iid,
+        "CI_MERGE_REQUEST_EVENT_TYPE": event_type,
+        "CI_MERGE_REQUEST_PROJECT_ID": PROJECT_ID,
+        "CI_MERGE_REQUEST_SOURCE_PROJECT_ID": source_project,
+        "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": source_branch,
+        "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
+        "CI_MERGE_REQUEST_DIFF_BASE_SHA": diff_base,
+    }
+    if runs_in:
+        values["CI_PROJECT_ID"] = runs_in
+    if event_type != "detached":
+        values.update(CI_MERGE_REQUEST_SOURCE_BRANCH_SHA=source_sha, CI_MERGE_REQUEST_TARGET_BRANCH_SHA=target_sha)
+    return values
 
 
 @dataclass
@@ -166,20 +197,17 @@ class LocalGitLab:
             self.git("fetch", "--quiet", "--multiple", "origin", "fork")  # the pipelines' own pushes too
             source_sha, target_sha = sha or self.head(source_branch, source_repo), self.head("main")
             values.update(
-                CI_PIPELINE_SOURCE="merge_request_event",
-                CI_MERGE_REQUEST_IID="1",
-                CI_MERGE_REQUEST_EVENT_TYPE=event_type,
-                CI_MERGE_REQUEST_PROJECT_ID=PROJECT_ID,
+                merge_request_variables(
+                    source_branch,
+                    event_type=event_type,
+                    source_project=FORK_ID if fork else PROJECT_ID,
+                    diff_base=self.git("merge-base", source_sha, target_sha),
+                    source_sha=source_sha,
+                    target_sha=target_sha,
+                ),
                 CI_MERGE_REQUEST_PROJECT_URL=self.url(PROJECT_PATH),
-                CI_MERGE_REQUEST_SOURCE_PROJECT_ID=FORK_ID if fork else PROJECT_ID,
                 CI_MERGE_REQUEST_SOURCE_PROJECT_URL=self.url(source_url),
-                CI_MERGE_REQUEST_SOURCE_BRANCH_NAME=source_branch,
-                CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
-                CI_MERGE_REQUEST_DIFF_BASE_SHA=self.git("merge-base", source_sha, target_sha),
             )
-            if event_type != "detached":
-                values["CI_MERGE_REQUEST_SOURCE_BRANCH_SHA"] = source_sha
-                values["CI_MERGE_REQUEST_TARGET_BRANCH_SHA"] = target_sha
             unset.append("CI_COMMIT_BRANCH")  # GitLab leaves it unset in merge request pipelines
             checkout = self.checkout(source_repo, source_sha, values["CI_PROJECT_URL"], event_type, target_sha)
         else:
