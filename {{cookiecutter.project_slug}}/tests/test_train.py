@@ -1,8 +1,9 @@
 import pytest
 
 from {{cookiecutter.package_name}}.config import MODEL_FILE, PipelineError
+from {{cookiecutter.package_name}}.model_file import load_model
 from {{cookiecutter.package_name}}.prepare import prepare
-from {{cookiecutter.package_name}}.train import ESTIMATORS, load_model, train
+from {{cookiecutter.package_name}}.train import ESTIMATORS, train
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
@@ -36,8 +37,9 @@ def test_unknown_hyper_parameter_is_rejected(project, params):
 def test_invalid_value_reported_by_scikit_learn(project, params):
     prepare(params)
     params["train"]["random_forest"]["n_estimators"] = 0
-    with pytest.raises(PipelineError, match="n_estimators"):
+    with pytest.raises(PipelineError, match="^params.yaml: train.random_forest: The 'n_estimators' parameter") as error:
         train(params)
+    assert "\n" not in str(error.value)
     assert not MODEL_FILE.exists()
 
 

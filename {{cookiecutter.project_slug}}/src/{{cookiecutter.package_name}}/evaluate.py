@@ -17,7 +17,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
 
 from .config import EVALUATION_DIR, MODEL_FILE, TEST_DATA, param, read_features, run
-from .train import load_model
+from .model_file import load_model
 
 TOP_FEATURES = 20
 

@@ -1,0 +1,62 @@
+"""Save and load the model file, `models/model.skops`, shared by `train` and `evaluate`.
+
+skops, not pickle: loading a pickle runs arbitrary code, while `skops.io.load` only builds the
+types it is told to trust (see `load_model`).
+
+Why `save_model` rewrites what skops writes: a skops file is a zip whose `schema.json` names
+objects by their `id()` (`"__id__": 1403...`), and whose NumPy arrays are stored as members named
+after that id (`1403....npy`); the zip entries are also stamped with the current time. `id()` is a
+memory address, so the same model saved twice gave different bytes, and every retrain changed the
+model's hash in `dvc.lock`, made `evaluate` rerun for nothing and left a diff to commit. The ids
+are renumbered in order of appearance and the timestamps fixed, so the same data, params and seed
+give the same file byte for byte.
+
+Upstream: no skops issue about non-deterministic output could be found (searched GitHub issues of
+skops-dev/skops for deterministic / reproducible / id() output; its changelog says nothing either),
+so there is nothing to link or to wait for. The id()-named arrays date from
+https://github.com/skops-dev/skops/pull/173, which stopped equal arrays being stored twice. Should
+skops ever write deterministic files itself, `save_model` can become `skops.io.dump`.
+"""
+
+import io
+import re
+import zipfile
+from pathlib import Path
+
+import skops.io
+from sklearn.base import BaseEstimator
+
+from .config import MODEL_FILE, PipelineError
+
+# Object ids in a skops schema: `"__id__": 1403...` and array files such as `"file": "1403....npy"`.
+OBJECT_ID = re.compile(r'(?P<key>"__id__": |"file": ")(?P<id>\d+)')
+# The earliest time a zip entry can carry; any fixed value would do.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def save_model(model: BaseEstimator, path: Path = MODEL_FILE) -> None:
+    """Save with skops, byte for byte the same for the same model (see the module docstring)."""
+    with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as original:
+        entries = {info.filename: original.read(info) for info in original.infolist()}
+    schema = entries.pop("schema.json").decode("utf-8")
+    ids: dict[str, str] = {}
+    for match in OBJECT_ID.finditer(schema):
+        ids.setdefault(match["id"], str(len(ids)))
+    schema = OBJECT_ID.sub(lambda match: match["key"] + ids[match["id"]], schema)
+    arrays = {}
+    for name, data in entries.items():
+        stem, _, suffix = name.partition(".")
+        arrays[f"{ids.get(stem, stem)}.{suffix}"] = data
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as fixed:
+        for name, data in [("schema.json", schema.encode("utf-8")), *sorted(arrays.items())]:
+            fixed.writestr(zipfile.ZipInfo(name, date_time=ZIP_EPOCH), data, zipfile.ZIP_DEFLATED)
+
+
+def load_model(path: Path = MODEL_FILE) -> BaseEstimator:
+    """Load a model, trusting only scikit-learn and NumPy types (never arbitrary code)."""
+    untrusted = skops.io.get_untrusted_types(file=path)
+    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
+    if foreign:
+        raise PipelineError(f"{path} contains types outside scikit-learn and NumPy: {', '.join(foreign)}.")
+    return skops.io.load(path, trusted=untrusted)
