@@ -32,8 +32,8 @@ class Timings:
 
     def table(self) -> str:
         lines = ["| Measurement | median (s) | min (s) | max (s) | runs |", "|---|---:|---:|---:|---:|"]
-        for name, values in self.seconds.items():
-            lines.append(f"| {name} | {self.median(name):.2f} | {min(values):.2f} | {max(values):.2f} | {len(values)} |")
+        for name, runs in self.seconds.items():
+            lines.append(f"| {name} | {self.median(name):.2f} | {min(runs):.2f} | {max(runs):.2f} | {len(runs)} |")
         return "\n".join(lines)
 
 

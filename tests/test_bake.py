@@ -384,3 +384,13 @@ def test_cruft_creates_and_checks_a_project(tmp_path):
     assert (project / ".git").is_dir() and (project / "data/raw/dataset.csv.dvc").is_file()  # hooks ran
     checked = run([cruft, "check"], project)
     assert "up to date" in checked.stdout
+
+    # New answers re-render the project through `cruft update` (which diffs two renderings of the
+    # template, hooks and all: the project's [tool.cruft] skip list keeps .git and DVC's data out).
+    run(["git", "add", "--all"], project, project_env(project))
+    run(["git", "commit", "--quiet", "-m", "Baked with cruft"], project, project_env(project))
+    run([cruft, "update", "--skip-apply-ask", "--variables-to-update", '{"s3_bucket": "acme-wine"}'], project)
+    assert "url = s3://acme-wine/dvc" in (project / ".dvc/config").read_text(encoding="utf-8")
+    assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["context"]["cookiecutter"][
+        "s3_bucket"
+    ] == ("acme-wine")
