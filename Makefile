@@ -30,7 +30,7 @@ lint: $(VENV)/.installed
 	$(BIN)/python -m tools.lint
 
 instance: $(VENV)/.installed
-	$(BIN)/python -m tools.instance render build/instance
+	$(BIN)/python -m tools.instance render build/instance $(if $(TEMPLATE_URL),--template-url "$(TEMPLATE_URL)")
 
 bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.pipeline

@@ -65,7 +65,9 @@ class Project:
         """Back to the state as baked: no outputs, no dvc.lock, nothing cached but the raw data."""
         self.remove_outputs()
         (self.path / "dvc.lock").unlink(missing_ok=True)
-        for path in cached_files(self.path) - self.baked_cache:  # the run-cache too
+        # The run-cache goes as a whole: DVC fails on a run's folder left empty.
+        shutil.rmtree(self.path / ".dvc" / "cache" / "runs", ignore_errors=True)
+        for path in cached_files(self.path) - self.baked_cache:
             path.unlink()
 
 
