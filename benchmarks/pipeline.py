@@ -126,9 +126,9 @@ def main() -> None:
     change = timings.median(CHANGE_DVC) / timings.median(CHANGE_DIRECT)
     comparisons = comparison_table(
         [
-            ("cold DVC / direct", f"{cold:.2f}", f"≤ {COLD_TARGET}", cold <= COLD_TARGET),
+            ("cold DVC / direct", f"{cold:.3f}", f"≤ {COLD_TARGET}", cold <= COLD_TARGET),
             ("no-op `dvc repro`", f"{no_op:.2f} s", f"< {NO_OP_TARGET:.0f} s", no_op < NO_OP_TARGET),
-            ("after an n_estimators change: DVC / direct", f"{change:.2f}", "", None),
+            ("after an n_estimators change: DVC / direct", f"{change:.3f}", "", None),
         ]
     )
     notes = [
