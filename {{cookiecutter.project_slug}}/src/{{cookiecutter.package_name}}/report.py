@@ -5,7 +5,8 @@
     dvc metrics diff main --all --md --no-path --precision 4 > report/metrics.md
     python -m {{cookiecutter.package_name}}.report --base main --output report
 
-writes `report/report.md`: DVC's own tables of the changed parameters and of the metrics, and PNG
+writes `report/report.md`: DVC's own tables of the changed parameters and of the metrics (with
+`--production model@vX.Y.Z`, also `report/production.md`: the metrics against that version), and PNG
 charts that draw both sides together (DVC renders no images). CI posts it to the merge request
 with CML; run the same commands locally to preview it. The base revision's plot data is read
 through DVC, which fetches it from the remote when it is not in the local cache.
@@ -128,10 +129,14 @@ def dvc_table(path: Path, command: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def build_report(base: str, base_name: str, output: Path) -> Path:
+def build_report(base: str, base_name: str, output: Path, production: str = "") -> Path:
     check_revision(base)
     params = dvc_table(output / "params.md", f"dvc params diff {base} --md --no-path")
     metrics = dvc_table(output / "metrics.md", f"dvc metrics diff {base} --all --md --no-path --precision 4")
+    if production:  # the version GTO says is in production, and DVC's metrics table against it
+        deployed = dvc_table(
+            output / "production.md", f"dvc metrics diff {production} --all --md --no-path --precision 4"
+        )
     read_base, read_head = reader(base), reader(None)
     if read_head(METRICS_FILE) is None:
         raise PipelineError(f"{METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
@@ -141,6 +146,8 @@ def build_report(base: str, base_name: str, output: Path) -> Path:
         lines += [f"> {name} has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
     lines += ["### Parameters", "", params or "No parameter changed.", ""]
     lines += ["### Metrics (test set)", "", metrics, ""]
+    if production:
+        lines += [f"### Against the model in production (`{production}`)", "", deployed, ""]
 
     sides = {f"base ({base_name or base})": read_plots(read_base), WORKSPACE: read_plots(read_head)}
     charts = [
@@ -162,8 +169,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
     parser.add_argument("--base-name", default="", help="what to call the base in the report, e.g. its branch")
     parser.add_argument("--output", type=Path, default=Path("report"), help="folder with DVC's tables; gets report.md")
+    parser.add_argument("--production", default="", help="the version tag in production (gto show model#production --ref)")
     args = parser.parse_args(argv)
-    report = build_report(args.base, args.base_name, args.output)
+    report = build_report(args.base, args.base_name, args.output, args.production)
     print(f"report: {report}")
 
 
