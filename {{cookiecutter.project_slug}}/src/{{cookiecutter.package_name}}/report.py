@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
     parser.add_argument("--base-name", default="", help="what to call the base in the report, e.g. its branch")
     parser.add_argument("--output", type=Path, default=Path("report"), help="folder with DVC's tables; gets report.md")
-    parser.add_argument("--production", default="", help="the version tag in production (gto show model#production --ref)")
+    parser.add_argument("--production", default="", help="version tag in production, if any")
     args = parser.parse_args(argv)
     report = build_report(args.base, args.base_name, args.output, args.production)
     print(f"report: {report}")
