@@ -25,13 +25,28 @@ BRANCH = re.compile(r"^(?![/.-]|HEAD$|.*([/.]\.|//|@\{|\\|\.lock(/|$)))[^\x00-\x
 DVC_CONFIG_SPECIAL = ("#", ",")
 
 
-def check_slug(value: str) -> str | None:
-    if not SLUG.match(value):
-        return (
-            f"project_slug {value!r} must start with a lowercase ASCII letter and contain only "
-            "lowercase letters, digits and single hyphens; pass project_slug=<name> to choose one."
-        )
-    return None
+def pattern_rule(pattern: re.Pattern, field: str, rule: str):
+    """A check that refuses a value not matching `pattern` with "<field> '<value>' <rule>"."""
+
+    def check(value: str) -> str | None:
+        return None if pattern.match(value) else f"{field} {value!r} {rule}"
+
+    return check
+
+
+check_slug = pattern_rule(
+    SLUG,
+    "project_slug",
+    "must start with a lowercase ASCII letter and contain only lowercase letters, digits and single "
+    "hyphens; pass project_slug=<name> to choose one.",
+)
+check_region = pattern_rule(
+    REGION,
+    "aws_region",
+    "is not a region name: use lowercase letters, digits and hyphens such as 'us-east-1' or 'eu-central-1'.",
+)
+check_email = pattern_rule(EMAIL, "author_email", "is not an email address such as 'name@example.com'.")
+check_branch = pattern_rule(BRANCH, "default_branch", "is not a valid git branch name such as 'main'.")
 
 
 def check_package(value: str) -> str | None:
@@ -81,15 +96,6 @@ def check_prefix(value: str) -> str | None:
     return None
 
 
-def check_region(value: str) -> str | None:
-    if not REGION.match(value):
-        return (
-            f"aws_region {value!r} is not a region name: use lowercase letters, digits and hyphens "
-            "such as 'us-east-1' or 'eu-central-1'."
-        )
-    return None
-
-
 def check_endpoint(value: str) -> str | None:
     if not value:
         return None
@@ -108,18 +114,6 @@ def check_endpoint(value: str) -> str | None:
             f"s3_endpoint_url {value!r} must not contain credentials: .dvc/config is committed, so keep "
             "keys in environment variables or .dvc/config.local."
         )
-    return None
-
-
-def check_email(value: str) -> str | None:
-    if not EMAIL.match(value):
-        return f"author_email {value!r} is not an email address such as 'name@example.com'."
-    return None
-
-
-def check_branch(value: str) -> str | None:
-    if not BRANCH.match(value):
-        return f"default_branch {value!r} is not a valid git branch name such as 'main'."
     return None
 
 
