@@ -9,7 +9,8 @@
   instead of a repository, so a push with it fails as a refused push would;
 - the runner's checkout: a new shallow fetch (depth 1) of the pipeline's commit, with `origin`
   pointing at the project the pipeline runs in; for merged results and merge trains, a merge
-  commit of the source into the target tip that exists in neither branch;
+  commit of the source into the target tip that exists in neither branch; for a tag pipeline,
+  the tag alone (no other tag comes with it);
 - CI/CD variables (S3 credentials and REPO_TOKEN) only where the pipeline runs in the project
   that holds them.
 """
@@ -106,7 +107,8 @@ class LocalGitLab:
         self.origin = self.project.parent / "origin.git"
         self.fork = self.project.parent / "fork.git"
         self.cml_log = self.project.parent / "cml-calls.jsonl"
-        run(["git", "init", "--quiet", "--bare", str(self.origin)], self.project.parent, self.env())
+        bare_init = ["git", "init", "--quiet", "--bare", "--initial-branch=main"]  # HEAD: the default branch
+        run([*bare_init, str(self.origin)], self.project.parent, self.env())
         run(["git", "remote", "add", "origin", self.url(PROJECT_PATH)], self.project, self.env())
         run(["git", "remote", "add", "fork", self.url(FORK_PATH)], self.project, self.env())
         self.push("main")
@@ -169,10 +171,12 @@ class LocalGitLab:
         credentials: bool | None = None,
         variables: dict | None = None,
         sha: str = "",
+        tag: str = "",
     ) -> PipelineRun:
         """One pipeline. `fork`: "" (same project), "runs_in_fork" or "runs_in_parent" (a
         maintainer ran the fork's merge request pipeline in this project). `sha`: an older commit
-        of the source branch (a retried pipeline) instead of its tip."""
+        of the source branch (a retried pipeline) instead of its tip. `tag`: the pipeline of a tag
+        push (a tag of the developer's clone is pushed to the project first)."""
         in_fork = fork == "runs_in_fork"
         here_path, here_id = (FORK_PATH, FORK_ID) if in_fork else (PROJECT_PATH, PROJECT_ID)
         values = {
@@ -210,6 +214,12 @@ class LocalGitLab:
             )
             unset.append("CI_COMMIT_BRANCH")  # GitLab leaves it unset in merge request pipelines
             checkout = self.checkout(source_repo, source_sha, values["CI_PROJECT_URL"], event_type, target_sha)
+        elif tag:
+            if self.head(f"refs/tags/{tag}", self.project):  # a tag of the developer's (else CI pushed it)
+                self.git("push", "--quiet", "origin", f"refs/tags/{tag}")
+            values.update(CI_PIPELINE_SOURCE="push", CI_COMMIT_TAG=tag, CI_COMMIT_REF_NAME=tag)
+            unset.append("CI_COMMIT_BRANCH")  # GitLab leaves it unset in tag pipelines
+            checkout = self.checkout(self.origin, "", values["CI_PROJECT_URL"], tag=tag)
         else:
             values.update(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch, CI_COMMIT_REF_NAME=branch)
             checkout = self.checkout(self.origin, self.head(branch), values["CI_PROJECT_URL"])
@@ -223,13 +233,19 @@ class LocalGitLab:
         result = run(args, checkout, self.env(rewrite=False), check=False)
         return PipelineRun(result.returncode, result.stdout + result.stderr, checkout)
 
-    def checkout(self, repository: Path, sha: str, origin_url: str, event_type="detached", target_sha="") -> Path:
-        """What the runner clones: a shallow fetch of the commit (or GitLab's merge commit)."""
+    def checkout(
+        self, repository: Path, sha: str, origin_url: str, event_type="detached", target_sha="", tag=""
+    ) -> Path:
+        """What the runner clones: a shallow fetch of the commit (or GitLab's merge commit, or the tag)."""
         path = self.project.parent / f"checkout-{next(self.runs)}"
         env = self.env()
         run(["git", "init", "--quiet", str(path)], self.project.parent, env)
         run(["git", "remote", "add", "origin", origin_url], path, env)
-        if event_type == "detached":
+        if tag:
+            ref = f"refs/tags/{tag}"
+            run(["git", "fetch", "--quiet", "--no-tags", "--depth=1", str(repository), f"+{ref}:{ref}"], path, env)
+            run(["git", "checkout", "--quiet", "-B", "pipeline", f"{ref}^0"], path, env)
+        elif event_type == "detached":
             run(["git", "fetch", "--quiet", "--depth=1", str(repository), sha], path, env)
             run(["git", "checkout", "--quiet", "-B", "pipeline", sha], path, env)
         else:  # GitLab's refs/merge-requests/<iid>/merge: the source merged into the target tip

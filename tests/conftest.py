@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.gitlab import create_jobs_venv
 from harness.project import TEMPLATE
 from harness.s3 import LocalS3
 
@@ -26,3 +27,9 @@ def s3_endpoint():
     """moto's S3 server on 127.0.0.1, for the whole session."""
     with LocalS3() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def jobs_venv(tmp_path_factory):
+    """The CI jobs' environment, built once from the template's requirements.lock (as every bake's)."""
+    return create_jobs_venv(TEMPLATE / "{{cookiecutter.project_slug}}", tmp_path_factory.mktemp("jobs") / "venv")

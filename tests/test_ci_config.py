@@ -44,6 +44,13 @@ MERGE_REQUEST = {
     "unset": ["CI_COMMIT_BRANCH"],  # real GitLab leaves it unset in MR pipelines
 }
 BRANCH_PUSH = {"variables": {"CI_PIPELINE_SOURCE": "push"}, "unset": []}
+
+
+def tag_push(tag: str) -> dict:
+    variables = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": tag, "CI_COMMIT_REF_NAME": tag}
+    return {"variables": variables, "unset": ["CI_COMMIT_BRANCH"]}  # GitLab leaves it unset for tags
+
+
 WORKFLOW_SCENARIOS = {
     "branch-push-without-merge-request": (BRANCH_PUSH, "on_success"),
     # The MR pipeline of the same commit covers it: no duplicate pipeline.
@@ -52,13 +59,13 @@ WORKFLOW_SCENARIOS = {
         "never",
     ),
     "merge-request-event": (MERGE_REQUEST, "on_success"),
-    "tag-push": (
-        {
-            "variables": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "v1.0.0", "CI_COMMIT_REF_NAME": "v1.0.0"},
-            "unset": ["CI_COMMIT_BRANCH"],
-        },
-        "never",
-    ),
+    # The model registry's tags (GTO) start a pipeline (tests/test_tag_pipelines.py: its jobs) ...
+    "version-tag-push": (tag_push("model@v0.1.0"), "on_success"),
+    "stage-tag-push": (tag_push("model#production#3"), "on_success"),
+    "unassignment-tag-push": (tag_push("model#staging!#4"), "on_success"),
+    # ... and no other tag does.
+    "tag-push": (tag_push("v1.0.0"), "never"),
+    "tag-push-of-another-artifact": (tag_push("data@v1.0.0"), "never"),
 }
 
 
@@ -141,7 +148,7 @@ def test_generated_ci_file_is_valid_for_gitlab(bake, answers):
     add_origin(project)
     listing = gitlab_ci_local(project, "--list").stdout
     listed = [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
-    assert listed == ["test", "train"], listing  # report and comment are MR-only
+    assert listed == ["test", "train", "register", "promote"], listing  # report and comment are MR-only
 
     if "python_version" in answers:  # the jobs run on the Python the project was made for
         assert load(project)["variables"]["PYTHON_IMAGE"] == f"python:{answers['python_version']}"
@@ -183,22 +190,34 @@ def test_template_repository_ci_file_is_valid():
 # --- Which jobs each kind of pipeline creates ---------------------------------------------------
 
 
-def test_merge_request_pipeline_runs_every_job(default_project):
+# The jobs of tag pipelines: tests/test_tag_pipelines.py.
+TAG_JOBS = {"publish": "never", "mirror": "never", "deploy": "never", "withdraw": "never"}
+
+
+def test_merge_request_pipeline_runs_every_commit_job(default_project):
     assert list_json(default_project, MERGE_REQUEST) == {
         "test": "on_success",
         "train": "on_success",
         "report": "on_success",
         "comment": "on_success",
+        "register": "never",
+        "promote": "never",
+        **TAG_JOBS,
     }
 
 
-def test_branch_pipeline_tests_and_trains_only(default_project):
+def test_branch_pipeline_tests_and_trains_and_offers_the_registry_on_the_default_branch(default_project):
     assert list_json(default_project, BRANCH_PUSH) == {
         "test": "on_success",
         "train": "on_success",
         "report": "never",
         "comment": "never",
+        "register": "manual",
+        "promote": "manual",
+        **TAG_JOBS,
     }
+    other_branch = {"variables": {**BRANCH_PUSH["variables"], "CI_COMMIT_BRANCH": "feature"}, "unset": []}
+    assert list_json(default_project, other_branch)["register"] == "never"
 
 
 def init_repo(path: Path) -> None:
@@ -234,7 +253,8 @@ def test_new_commits_cancel_every_job_of_the_older_pipeline(config):
     assert config["workflow"]["auto_cancel"]["on_new_commit"] == "interruptible"
     assert config["default"]["interruptible"] is True
     overrides = {name: job["interruptible"] for name, job in jobs(config).items() if "interruptible" in job}
-    assert all(overrides.values()), f"jobs that opt out of auto-cancel: {overrides}"
+    # Only the registry's jobs opt out: promote unassigns a version, then assigns another.
+    assert {name for name, value in overrides.items() if not value} == {"register", "promote"}
 
 
 def test_comment_image_is_pinned(config):
@@ -272,6 +292,8 @@ def test_dvc_and_cml_steps_are_in_the_ci_file(config):
     steps = {name: " ".join(job.get("script", [])) for name, job in jobs(config, hidden=False).items()}
     assert "dvc repro --pull" in steps["train"] and "dvc push --run-cache" in steps["train"]
     assert "dvc params diff" in steps["report"] and "dvc metrics diff" in steps["report"]
+    assert "dvc pull train evaluate" in steps["publish"] and "dvc pull train" in steps["deploy"]
+    assert 'gto check-ref "$CI_COMMIT_TAG"' in steps["deploy"] and 'gto check-ref "$CI_COMMIT_TAG"' in steps["withdraw"]
     [command] = [shlex.split(line) for line in config["comment"]["script"] if line.startswith("cml comment")]
     assert command[:3] == ["cml", "comment", "$mode"]
     assert "--native" in command  # images stay in GitLab, never on CML's public asset host
@@ -291,7 +313,7 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
     cache keyed on requirements.lock, and only one job uploads it."""
     expanded = yaml.safe_load(gitlab_ci_local(default_project, "--preview").stdout)
     caches = {name: job["cache"] for name, job in jobs(expanded, hidden=False).items() if "cache" in job}
-    assert set(caches) == {"test", "train", "report"}
+    assert set(caches) == {"test", "train", "report", "register", "promote", "publish", "deploy", "withdraw"}
     for name, cache in caches.items():
         for entry in cache if isinstance(cache, list) else [cache]:
             assert entry["key"]["files"] == ["requirements.lock"], name

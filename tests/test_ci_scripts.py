@@ -172,6 +172,24 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
     assert_one_line_error(run_job(checkout, "train", protected), "error: dvc.lock does not match")
 
 
+# --- registry -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("job", "variables", "start"),
+    [
+        ("register", {"REPO_TOKEN": ""}, "error: REPO_TOKEN is not set: the registry's tags are pushed with it"),
+        ("promote", {"REPO_TOKEN": "glpat-x", "VERSION": ""}, "error: VERSION is empty, so nothing is promoted"),
+    ],
+    ids=["register-without-repo-token", "promote-without-version"],
+)
+def test_registry_jobs_stop_before_tagging(bake, tmp_path, job, variables, start):
+    project = bake()
+    result = run_job(project, job, ci_env(project_env(project), tmp_path, **DEFAULT_BRANCH, **variables))
+    assert_one_line_error(result, start)
+    assert run(["git", "tag"], project).stdout == ""
+
+
 # --- comment ------------------------------------------------------------------------------------
 
 

@@ -8,21 +8,15 @@ import uuid
 
 import pytest
 
-from harness.gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, create_jobs_venv
+from harness.gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
-from harness.project import TEMPLATE, ran_stages, run
+from harness.project import ran_stages, run
 from harness.s3 import client as s3_client
 from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
 MR_JOBS = ("train", "report", "comment")
 WATERMARK = '"CML watermark DVC model report")'
-
-
-@pytest.fixture(scope="session")
-def jobs_venv(tmp_path_factory):
-    """The jobs' environment, built once from the template's requirements.lock (as every bake's)."""
-    return create_jobs_venv(TEMPLATE / "{{cookiecutter.project_slug}}", tmp_path_factory.mktemp("jobs") / "venv")
 
 
 @pytest.fixture
@@ -93,6 +87,11 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
     assert "Pipeline: branch 'main'." in main.job_log("train")
     assert "dvc.lock matches this commit." in main.job_log("train")
     assert len(run_cache_entries(gitlab)) == 3  # one per stage: any later pipeline can restore them
+    # main's model becomes v0.1.0, in production: the merge request's report compares with it too.
+    registry = ["python", "-m", "tumour_classifier.registry"]
+    env = {**gitlab.env(), **gitlab.s3_env, "PYTHONPATH": str(gitlab.project / "src")}
+    run([*registry, "register"], gitlab.project, env)
+    run([*registry, "promote", "v0.1.0", "production"], gitlab.project, env)
 
     commit = change_trees(gitlab, "fewer-trees", 10)
     mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-trees")
@@ -111,6 +110,8 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
         assert re.search(rf"\| {metric} +\| 0\.\d+ +\| 0\.\d+ +\| -?[\d.]+ +\|", report), metric
     images = re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", report)
     assert set(images) == {"roc.png", "precision_recall.png", "confusion_matrix.png", "feature_importance.png"}
+    production = report[report.index("### Against the model in production (`model@v0.1.0`)") :]
+    assert re.search(r"\| accuracy +\| 0\.\d+ +\| 0\.\d+ +\|", production), report
 
     [note] = report_notes(gitlab)
     assert note["author"]["id"] == BOT["id"] and "### Metrics (test set)" in note["body"]

@@ -16,6 +16,11 @@ is_merge_request() {
   [ "${CI_PIPELINE_SOURCE:-}" = "merge_request_event" ]
 }
 
+# Tag pipelines run only for the model registry's tags (workflow rules); see "registry" below.
+is_tag() {
+  [ -n "${CI_COMMIT_TAG:-}" ]
+}
+
 # detached: the source branch's own commit. merged_result and merge_train (GitLab Premium): a
 # merge commit of the source branch into the target that exists in neither branch.
 merge_request_kind() {
@@ -44,6 +49,10 @@ on_kept_branch() {
 }
 
 describe_pipeline() {
+  if is_tag; then
+    echo "Pipeline: tag '$CI_COMMIT_TAG'."
+    return
+  fi
   if ! is_merge_request; then
     echo "Pipeline: branch '${CI_COMMIT_BRANCH:-${CI_COMMIT_REF_NAME:-?}}'."
     return
@@ -160,6 +169,11 @@ dvc_lock_holds_on() {
     dvc status --quiet
 }
 
+# The job token cannot push, and its pushes start no pipeline: push as REPO_TOKEN's user.
+repo_token_url() {
+  echo "${CI_SERVER_PROTOCOL:-https}://oauth2:${REPO_TOKEN}@${CI_REPOSITORY_URL#*@}"
+}
+
 # Commit dvc.lock on top of $2 and push it to branch $1, only if the branch still points at $2
 # (the lease). A moved branch is left to its newer pipeline; any other refusal fails the job.
 push_dvc_lock() {
@@ -167,9 +181,7 @@ push_dvc_lock() {
   git add dvc.lock
   git -c user.name="${GITLAB_USER_NAME:-CI}" -c user.email="${GITLAB_USER_EMAIL:-ci@localhost}" \
     commit --quiet --no-verify --message "Update dvc.lock from pipeline ${CI_PIPELINE_ID:-local}" -- dvc.lock
-  # The job token cannot push (and its pushes start no pipeline): push as REPO_TOKEN's user.
-  local url="${CI_SERVER_PROTOCOL:-https}://oauth2:${REPO_TOKEN}@${CI_REPOSITORY_URL#*@}"
-  if output=$(git push --porcelain --force-with-lease="refs/heads/$branch:$tip" "$url" "HEAD:refs/heads/$branch" 2>&1); then
+  if output=$(git push --porcelain --force-with-lease="refs/heads/$branch:$tip" "$(repo_token_url)" "HEAD:refs/heads/$branch" 2>&1); then
     echo "dvc.lock was stale: pushed the reproduced one to '$branch' as $(git rev-parse --short HEAD)."
   elif grep -q "^!.*(stale info)" <<<"$output"; then
     echo "dvc.lock was stale, and '$branch' has moved on since ${tip:0:8}: its newer pipeline takes over."
@@ -197,6 +209,20 @@ fetch_report_base() {
   export BASE BASE_NAME
 }
 
+# The version the model registry has in production (PRODUCTION, empty if none), which the report
+# also compares with; its tags come from the target project, whose registry it is.
+find_production_model() {
+  local from=origin
+  if runs_in_fork; then from="$CI_MERGE_REQUEST_PROJECT_URL.git"; fi
+  PRODUCTION=""
+  if git ls-remote --exit-code --tags "$from" "refs/tags/model#production#*" >/dev/null; then
+    git fetch --quiet --no-tags --depth=1 "$from" "+refs/tags/model*:refs/tags/model*" ||
+      fail "cannot fetch the model registry's tags from $from."
+    PRODUCTION=$(gto show "model#production" --ref)
+  fi
+  export PRODUCTION
+}
+
 # --- comment -------------------------------------------------------------------------------------
 
 skip_unless_report_can_be_posted() {
@@ -204,6 +230,24 @@ skip_unless_report_can_be_posted() {
     skip "This pipeline runs in the fork, without the target project's REPO_TOKEN: no comment is posted (a maintainer can run the pipeline in the target project from the merge request)."
   fi
   [ -f report/report.md ] || skip "No report was built in this pipeline (see the report job), so nothing is posted."
+}
+
+# --- registry ------------------------------------------------------------------------------------
+
+# The registry's jobs tag as the user who runs them, and push as REPO_TOKEN's user, so that each
+# tag starts its pipeline (publish, deploy).
+tag_as_ci_user() {
+  [ -n "${REPO_TOKEN:-}" ] ||
+    fail "REPO_TOKEN is not set: the registry's tags are pushed with it, as tags pushed with the job token start no pipeline (see the README, 'Tokens')."
+  git remote set-url --push origin "$(repo_token_url)"
+  export GIT_COMMITTER_NAME="${GITLAB_USER_NAME:-CI}" GIT_COMMITTER_EMAIL="${GITLAB_USER_EMAIL:-ci@localhost}"
+}
+
+# A tag pipeline's checkout holds its own tag only: GTO needs the registration tag to tell which
+# version a stage tag assigns (without it, `gto check-ref --version` prints the commit's SHA).
+fetch_registry_tags() {
+  git fetch --quiet --no-tags --depth=1 origin "+refs/tags/model*:refs/tags/model*" ||
+    fail "cannot fetch the model registry's tags from origin."
 }
 
 describe_pipeline

@@ -1,0 +1,159 @@
+"""The model registry's pipelines: which jobs each tag creates (gitlab-ci-local's rules engine, with
+the variables GitLab sets for a tag push), and real runs under gitlab-ci-local against the loopback
+S3 remote and GitLab: the manual register and promote jobs push tags with REPO_TOKEN; a version
+tag's pipeline publishes that commit's model without running a stage; a stage tag's pipeline
+deploys to the environment named after the stage; an unassignment is said, not deployed. The
+runner's checkout holds the pipeline's tag alone, as GitLab's does."""
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
+from harness.gitlab_api import GitLabApi
+from harness.project import bake_cli, baked_project, project_env, ran_stages, run
+from harness.s3 import s3_env
+
+MODEL = "models/model.skops"
+# Tags as GTO 1.10.1 writes them (`gto check-ref` reads each), and tags of anything else.
+TAG_JOBS = {
+    "registration": ("model@v0.1.0", {}, {"publish"}),
+    "registration-mirrored": ("model@v1.2.3", {"MLFLOW_MIRROR": "true"}, {"publish", "mirror"}),
+    "assignment-staging": ("model#staging#2", {}, {"deploy"}),
+    "assignment-production": ("model#production#13", {}, {"deploy"}),
+    "unassignment": ("model#staging!#4", {}, {"withdraw"}),
+    "deregistration": ("model@v0.1.0!", {}, {"withdraw"}),
+    "artifact-deprecation": ("model@deprecated", {}, {"withdraw"}),
+    "stage-not-in-gto": ("model#qa#5", {}, set()),
+    "release-tag": ("v1.0", {}, set()),
+    "prerelease-version": ("model@v1.0.0-rc1", {}, set()),
+}
+
+
+@pytest.fixture(scope="module")
+def listed_project(tmp_path_factory) -> Path:
+    """The default bake with a GitLab-like `origin`, so gitlab-ci-local derives realistic variables."""
+    output = tmp_path_factory.mktemp("tag-rules")
+    assert bake_cli(output).returncode == 0
+    project = baked_project(output)
+    env = project_env(project)
+    run(["git", "remote", "add", "origin", "https://gitlab.example.com/ml/demo.git"], project, env)
+    run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], project, env)
+    return project
+
+
+def created_jobs(project: Path, tag: str, variables: dict) -> set[str]:
+    values = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": tag, "CI_COMMIT_REF_NAME": tag, **variables}
+    args = [str(GITLAB_CI_LOCAL), "--list-json", "--home", str(project.parent / "gcl-home")]
+    args += ["--ignore-predefined-vars", "CI_PIPELINE_SOURCE,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_COMMIT_BRANCH"]
+    args += [f"--variable={key}={value}" for key, value in values.items()]
+    args += ["--unset-variable=CI_COMMIT_BRANCH"]  # GitLab leaves it unset in tag pipelines
+    listing = json.loads(run(args, project, project_env(project)).stdout)
+    return {job["name"] for job in listing if job["when"] != "never"}
+
+
+@pytest.mark.parametrize(("tag", "variables", "expected"), TAG_JOBS.values(), ids=TAG_JOBS.keys())
+def test_which_jobs_a_tag_pipeline_creates(listed_project, tag, variables, expected):
+    """Other tags create none of the registry's jobs (the workflow rules start no pipeline for them
+    at all: test_ci_config.py), and tag pipelines never test or train."""
+    assert created_jobs(listed_project, tag, variables) == expected
+
+
+def test_deploy_rules_cover_the_stages_of_gto(listed_project):
+    """.gto lists the stages; the deploy rules and the promote form must offer the same ones."""
+    stages = yaml.safe_load((listed_project / ".gto").read_text())["stages"]
+    config = yaml.safe_load((listed_project / ".gitlab-ci.yml").read_text())
+    assert [rule["variables"]["STAGE"] for rule in config["deploy"]["rules"]] == stages
+    assert config["variables"]["STAGE"]["options"] == stages
+    for stage in stages:
+        assert created_jobs(listed_project, f"model#{stage}#1", {}) == {"deploy"}
+
+
+# --- Real runs -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def gitlab(bake, jobs_venv, s3_endpoint):
+    """A baked project whose first model was trained, committed and pushed (data and results)."""
+    bucket = f"tags-{uuid.uuid4().hex[:12]}"
+    project = bake(s3_bucket=bucket)
+    env = s3_env(project, s3_endpoint, bucket)
+    run(["dvc", "repro", "--quiet"], project, env)
+    run(["git", "add", "--all"], project, env)
+    run(["git", "commit", "--quiet", "-m", "Train the first model"], project, env)
+    run(["dvc", "push", "--quiet"], project, env)
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
+        local = LocalGitLab(project, jobs_venv, s3_endpoint, api)
+        local.s3_env = {**env, **local.url_rewrite()}  # the developer's shell: S3 and origin
+        yield local
+
+
+def registry(gitlab: LocalGitLab, *args: str) -> str:
+    """The registry command in the developer's clone."""
+    package = json.loads((gitlab.project / ".cookiecutter.json").read_text())["package_name"]
+    return run(["python", "-m", f"{package}.registry", *args], gitlab.project, gitlab.s3_env).stdout
+
+
+def locked_md5(checkout: Path) -> str:
+    lock = yaml.safe_load((checkout / "dvc.lock").read_text())
+    [md5] = [out["md5"] for out in lock["stages"]["train"]["outs"] if out["path"] == MODEL]
+    return md5
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def tag_commit(gitlab: LocalGitLab, tag: str) -> str:
+    return gitlab.head(f"refs/tags/{tag}^0")
+
+
+@pytest.mark.slow
+def test_register_job_then_the_version_tag_publishes_without_running_a_stage(gitlab):
+    main = gitlab.pipeline("register", variables={"BUMP": "major"})  # the first version is v0.1.0 all the same
+    assert main.returncode == 0, main.output
+    register = main.job_log("register")
+    assert "Registered model v0.1.0" in register and "Pushed the tag model@v0.1.0 to origin." in register
+    assert tag_commit(gitlab, "model@v0.1.0") == gitlab.head("main")
+    assert TOKEN not in main.output and JOB_TOKEN not in main.output
+
+    published = gitlab.pipeline(tag="model@v0.1.0")  # every job the tag's pipeline creates
+    assert published.returncode == 0, published.output
+    publish = published.job_log("publish")
+    assert "Pipeline: tag 'model@v0.1.0'." in publish
+    assert ran_stages(published.output) == [] and published.job_log("train") == ""
+    md5_in_lock = locked_md5(published.checkout)
+    assert f"{MODEL}: md5 {md5_in_lock}, as dvc.lock names it." in publish
+    assert md5(published.artifact("publish", MODEL)) == md5_in_lock
+    for kept in ("reports/evaluation/metrics.json", "reports/evaluation/plots", "params.yaml", "dvc.lock"):
+        assert published.artifact("publish", kept).exists(), kept
+    assert published.job_log("mirror") == ""  # only with MLFLOW_MIRROR=true
+
+
+@pytest.mark.slow
+def test_promote_job_then_the_stage_tag_deploys_to_its_environment(gitlab):
+    registry(gitlab, "register")
+    promoted = gitlab.pipeline("promote", variables={"VERSION": "v0.1.0", "STAGE": "production"})
+    assert promoted.returncode == 0, promoted.output
+    assert "Pushed the tag model#production#1 to origin." in promoted.job_log("promote")
+    assert TOKEN not in promoted.output
+
+    deployed = gitlab.pipeline(tag="model#production#1")
+    assert deployed.returncode == 0, deployed.output
+    deploy = deployed.job_log("deploy")
+    # The checkout had this tag only; the registration tag fetched next names the version.
+    assert "Deploying model v0.1.0 to the environment 'production'." in deploy
+    assert f"{MODEL}: md5 {locked_md5(deployed.checkout)}, as dvc.lock names it." in deploy
+    assert md5(deployed.artifact("deploy", MODEL)) == locked_md5(deployed.checkout)
+    assert ran_stages(deployed.output) == [] and deployed.job_log("publish") == ""
+
+    registry(gitlab, "unassign", "production")
+    withdrawn = gitlab.pipeline(tag="model#production!#2")
+    assert withdrawn.returncode == 0, withdrawn.output
+    withdraw = withdrawn.job_log("withdraw")
+    assert 'Stage "production" was unassigned from version "v0.1.0" of artifact "model"' in withdraw
+    assert "Nothing is deployed for this event." in withdraw and withdrawn.job_log("deploy") == ""
