@@ -71,6 +71,21 @@ def baked_project(output_dir: Path) -> Path:
     return project
 
 
+def bake_defaults(output_dir: Path, *answers: str) -> Path:
+    """Bake with the real CLI (the defaults, unless answers are given) and return the project."""
+    baked = bake_cli(output_dir, *answers)
+    if baked.returncode != 0:
+        raise CommandFailed(f"cookiecutter exited {baked.returncode}\n{baked.stdout}\n{baked.stderr}")
+    return baked_project(output_dir)
+
+
+def commit_first_model(project: Path, env: dict, message: str = "Train the first model") -> None:
+    """`dvc repro` and commit everything, as the baked README's first steps do."""
+    run(["dvc", "repro", "--quiet"], project, env)
+    run(["git", "add", "--all"], project, env)
+    run(["git", "commit", "--quiet", "-m", message], project, env)
+
+
 def pre_gen_hook() -> ModuleType:
     """hooks/pre_gen_project.py as a module: its rules, without baking (its template syntax sits
     inside `if __name__ == "__main__"`)."""

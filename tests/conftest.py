@@ -1,5 +1,6 @@
 """Fixtures only; what they build on lives in the `harness` package."""
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,11 @@ def s3_endpoint():
 def jobs_venv(tmp_path_factory):
     """The CI jobs' environment, built once from the template's requirements.lock (as every bake's)."""
     return create_jobs_venv(TEMPLATE / "{{cookiecutter.project_slug}}", tmp_path_factory.mktemp("jobs") / "venv")
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port bound but not listening: connections to it are refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

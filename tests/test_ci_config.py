@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from harness.gitlab import GITLAB_CI_LOCAL, PROJECT_ID, merge_request_variables
-from harness.project import TEMPLATE, VENV_BIN, bake_cli, project_env, run
+from harness.project import TEMPLATE, VENV_BIN, bake_defaults, project_env, run
 
 PROJECT_URL = "https://gitlab.example.com/ml/demo"
 
@@ -122,10 +122,7 @@ def script_lines(config: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def default_project(tmp_path_factory) -> Path:
-    output = tmp_path_factory.mktemp("default-bake")
-    result = bake_cli(output)
-    assert result.returncode == 0, result.stderr
-    [project] = [path.parent for path in output.glob("*/.cookiecutter.json")]
+    project = bake_defaults(tmp_path_factory.mktemp("default-bake"))
     add_origin(project)
     return project
 

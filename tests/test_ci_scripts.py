@@ -6,7 +6,6 @@ variables a job would get. What a failing job must leave is one `error: ...` lin
 fix (no stack trace), and nothing posted or pushed on the paths that must skip.
 """
 
-import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -54,14 +53,6 @@ def assert_one_line_error(result: subprocess.CompletedProcess, start: str) -> st
     [line] = error_lines(result)
     assert line.startswith(start), line
     return line
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port bound but not listening: connections to it are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 # --- train --------------------------------------------------------------------------------------

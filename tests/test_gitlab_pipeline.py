@@ -10,7 +10,7 @@ import pytest
 
 from harness.gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
-from harness.project import ran_stages, run
+from harness.project import commit_first_model, ran_stages, run
 from harness.s3 import client as s3_client
 from harness.s3 import s3_env
 
@@ -26,9 +26,7 @@ def gitlab(bake, jobs_venv, s3_endpoint):
     bucket = f"ci-{uuid.uuid4().hex[:12]}"
     project = bake(s3_bucket=bucket)
     env = s3_env(project, s3_endpoint, bucket)
-    run(["dvc", "repro", "--quiet"], project, env)
-    run(["git", "add", "--all"], project, env)
-    run(["git", "commit", "--quiet", "-m", "Add dvc.lock"], project, env)
+    commit_first_model(project, env)
     run(["dvc", "push", "--quiet", "data/raw/dataset.csv.dvc"], project, env)
     with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
         local = LocalGitLab(project, jobs_venv, s3_endpoint, api)

@@ -10,7 +10,6 @@ What is checked goes through MLflow's REST API, not the script's own client.
 
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from harness.mlflow import GitLabRegistry, MlflowServer, Rest, client_venv, server_venv
-from harness.project import bake_cli, baked_project, project_env, run
+from harness.project import bake_defaults, commit_first_model, project_env, run
 
 pytestmark = pytest.mark.slow
 
@@ -60,23 +59,10 @@ def gitlab(servers):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A baked project, trained and committed, its version v0.1.0 tagged as GTO tags it."""
-    out = tmp_path_factory.mktemp("mirror-bake")
-    baked = bake_cli(out)
-    assert baked.returncode == 0, baked.stderr
-    project = baked_project(out)
-    run(["dvc", "repro"], project)
-    run(["git", "add", "-A"], project)
-    run(["git", "commit", "-q", "-m", "Train the first model"], project)
+    project = bake_defaults(tmp_path_factory.mktemp("mirror-bake"))
+    commit_first_model(project, project_env(project))
     run(["git", "tag", "-a", "model@v0.1.0", "-m", "Registering artifact model version v0.1.0"], project)
     return project
-
-
-@pytest.fixture
-def closed_port():
-    """A loopback port bound but not listening: connections to it are refused at once."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
 
 
 def head(project: Path) -> str:

@@ -15,7 +15,7 @@ import yaml
 
 from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
-from harness.project import bake_cli, baked_project, project_env, ran_stages, run
+from harness.project import bake_defaults, commit_first_model, project_env, ran_stages, run
 from harness.s3 import s3_env
 
 MODEL = "models/model.skops"
@@ -37,9 +37,7 @@ TAG_JOBS = {
 @pytest.fixture(scope="module")
 def listed_project(tmp_path_factory) -> Path:
     """The default bake with a GitLab-like `origin`, so gitlab-ci-local derives realistic variables."""
-    output = tmp_path_factory.mktemp("tag-rules")
-    assert bake_cli(output).returncode == 0
-    project = baked_project(output)
+    project = bake_defaults(tmp_path_factory.mktemp("tag-rules"))
     env = project_env(project)
     run(["git", "remote", "add", "origin", "https://gitlab.example.com/ml/demo.git"], project, env)
     run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], project, env)
@@ -82,9 +80,7 @@ def gitlab(bake, jobs_venv, s3_endpoint):
     bucket = f"tags-{uuid.uuid4().hex[:12]}"
     project = bake(s3_bucket=bucket)
     env = s3_env(project, s3_endpoint, bucket)
-    run(["dvc", "repro", "--quiet"], project, env)
-    run(["git", "add", "--all"], project, env)
-    run(["git", "commit", "--quiet", "-m", "Train the first model"], project, env)
+    commit_first_model(project, env)
     run(["dvc", "push", "--quiet"], project, env)
     with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT}) as api:
         local = LocalGitLab(project, jobs_venv, s3_endpoint, api)

@@ -89,13 +89,18 @@ def parse_tag(tag: str) -> tuple[str, str]:
     return match["name"], match["version"]
 
 
-def read_yaml(path: Path) -> dict:
+def read(path: Path, parse, hint: str):
+    """`parse` of the file's text, or one line saying what is wrong with it and what to do."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise Fail(f"{path} is missing: run this from the root of the project's checkout") from None
-    except yaml.YAMLError as exc:
-        raise Fail(f"{path} is not valid YAML: {one_line(str(exc))}") from None
+        raise Fail(f"{path} is missing: {hint}") from None
+    except (yaml.YAMLError, ValueError) as exc:
+        raise Fail(f"{path} does not parse: {one_line(str(exc))}") from None
+
+
+def read_yaml(path: Path) -> dict:
+    data = read(path, yaml.safe_load, "run this from the root of the project's checkout")
     return data if isinstance(data, dict) else {}
 
 
@@ -139,12 +144,7 @@ def param_value(value) -> str:
 
 
 def metrics() -> dict[str, float]:
-    try:
-        data = json.loads(METRICS.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise Fail(f"{METRICS} is missing: restore the tagged commit's metrics first (dvc pull)") from None
-    except json.JSONDecodeError as exc:
-        raise Fail(f"{METRICS} is not valid JSON: {exc}") from None
+    data = read(METRICS, json.loads, "restore the tagged commit's metrics first (dvc pull)")
     flat = flatten(data) if isinstance(data, dict) else {}
     found = {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     if not found:
