@@ -1,6 +1,6 @@
 """The `cml` stand-in (harness/stand_ins/cml) is part of the proof, so prove it strict and faithful.
 
-Faithful: against the loopback GitLab API (tests/gitlab_api.py) it makes the requests CML 0.20.6
+Faithful: against the loopback GitLab API (harness/gitlab_api.py) it makes the requests CML 0.20.6
 makes (src/drivers/gitlab.js), including its real limits: `comment update` reads only the first
 page of notes, and editing another user's note fails with GitLab's 403. Strict: anything the
 template does not call, or that would break on GitLab, exits 1 before any request. Each test runs

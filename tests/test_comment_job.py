@@ -1,6 +1,6 @@
 """The comment job's script, run line for line with bash as GitLab Runner does, in a baked project.
 
-The GitLab API is the loopback double in tests/gitlab_api.py and `cml` is the stand-in, which talks
+The GitLab API is the loopback double in harness/gitlab_api.py and `cml` is the stand-in, which talks
 to it the way CML 0.20.6 does: it looks for its report among the FIRST page of notes only, and a
 note of another user cannot be edited (403). ci/report_note.py must make up for both, so that a
 merge request keeps exactly one report comment of the token's user, however long its discussion.
