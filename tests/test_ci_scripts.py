@@ -161,6 +161,11 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
     assert "warning: dvc.lock does not match" in feature.stdout and "open a merge request" in feature.stdout
     protected = {**env, "CI_COMMIT_BRANCH": "release-1", "CI_COMMIT_REF_PROTECTED": "true"}
     assert_one_line_error(run_job(checkout, "train", protected), "error: dvc.lock does not match")
+    # A merge request of this project without REPO_TOKEN: the fix, and which token fits which GitLab.
+    merge_request = {**env, **merge_request_variables("feature", runs_in=PROJECT_ID)}
+    del merge_request["CI_COMMIT_BRANCH"]
+    line = assert_one_line_error(run_job(checkout, "train", merge_request), "error: dvc.lock does not match")
+    assert "REPO_TOKEN is not set" in line and "on GitLab.com Free a bot account's personal access token" in line
 
 
 # --- registry -----------------------------------------------------------------------------------

@@ -74,6 +74,9 @@ may_write() {
   ! runs_in_fork && has_s3_credentials
 }
 
+# Which token REPO_TOKEN can be, for the messages that ask for it (the README's "Tokens" has more).
+TOKEN_HELP="a project access token (role Developer, scopes api and write_repository; GitLab.com Premium/Ultimate or self-managed), or on GitLab.com Free a bot account's personal access token with those scopes, as a masked, not protected CI/CD variable (README, 'Tokens')"
+
 # --- train ---------------------------------------------------------------------------------------
 
 # DVC's remote as this pipeline can reach it, then a read of the raw data: it proves the remote is
@@ -152,7 +155,7 @@ keep_dvc_lock() {
         fail "$stale: the merge result's dvc.lock differs from what '$branch' alone reproduces, as '$target' changed what the pipeline depends on: rebase '$branch' onto '$target' (or merge it in), $fix." ;;
   esac
   [ -n "${REPO_TOKEN:-}" ] ||
-    fail "$stale, and REPO_TOKEN is not set, so it cannot be committed for you: $fix, or add REPO_TOKEN (see the README, 'Tokens')."
+    fail "$stale, and REPO_TOKEN is not set, so it cannot be committed for you: $fix, or add REPO_TOKEN: $TOKEN_HELP."
   push_dvc_lock "$branch" "$tip"
 }
 
@@ -238,7 +241,7 @@ skip_unless_report_can_be_posted() {
 # tag starts its pipeline (publish, deploy).
 tag_as_ci_user() {
   [ -n "${REPO_TOKEN:-}" ] ||
-    fail "REPO_TOKEN is not set: the registry's tags are pushed with it, as tags pushed with the job token start no pipeline (see the README, 'Tokens')."
+    fail "REPO_TOKEN is not set: the registry's tags are pushed with it, as tags pushed with the job token start no pipeline: add $TOKEN_HELP."
   git remote set-url --push origin "$(repo_token_url)"
   export GIT_COMMITTER_NAME="${GITLAB_USER_NAME:-CI}" GIT_COMMITTER_EMAIL="${GITLAB_USER_EMAIL:-ci@localhost}"
 }
