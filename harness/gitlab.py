@@ -43,6 +43,14 @@ def create_jobs_venv(project: Path, path: Path) -> Path:
     return path
 
 
+def git_url_rewrites(*pairs: tuple[Path, str]) -> dict[str, str]:
+    """git config, as environment: `url.<repository>.insteadOf <url>` for each pair."""
+    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
+    for index, (repository, url) in enumerate(pairs):
+        env.update({f"GIT_CONFIG_KEY_{index}": f"url.{repository}.insteadOf", f"GIT_CONFIG_VALUE_{index}": url})
+    return env
+
+
 def merge_request_variables(
     source_branch: str,
     *,
@@ -126,11 +134,7 @@ class LocalGitLab:
         for bare, path in ((self.origin, PROJECT_PATH), (self.fork, FORK_PATH)):
             rewrites += [(bare, self.url(path)), (bare, self.url(path) + ".git")]
             rewrites.append((bare, self.url(path, f"oauth2:{TOKEN}") + ".git"))
-        env = {"GIT_CONFIG_COUNT": str(len(rewrites))}
-        for index, (bare, url) in enumerate(rewrites):
-            env[f"GIT_CONFIG_KEY_{index}"] = f"url.{bare}.insteadOf"
-            env[f"GIT_CONFIG_VALUE_{index}"] = url
-        return env
+        return git_url_rewrites(*rewrites)
 
     def env(self, rewrite: bool = True) -> dict[str, str]:
         """The runner's environment: jobs see the jobs venv and the `cml` stand-in on PATH.
@@ -157,8 +161,6 @@ class LocalGitLab:
         """The branch's commit in a bare repository (the project's unless given), or ''."""
         found = run(["git", "rev-parse", "--verify", "--quiet", branch], repository or self.origin, self.env(), False)
         return found.stdout.strip()
-
-    origin_head = head
 
     def pipeline(
         self,

@@ -1,5 +1,6 @@
 """Bake the template and run commands in a baked project with this environment's tools."""
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -7,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import yaml
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -48,6 +51,17 @@ def run(args: list[str], cwd: Path, env: dict | None = None, check: bool = True)
     if check and result.returncode != 0:
         raise CommandFailed(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def file_md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def locked_md5(dvc_lock: str, path: str = "models/model.skops") -> str:
+    """The md5 a dvc.lock (its text) records for the output `path` (the model by default)."""
+    lock = yaml.safe_load(dvc_lock)
+    [md5] = [out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", []) if out["path"] == path]
+    return md5
 
 
 def ran_stages(output: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.gitlab import GITLAB_CI_LOCAL, PipelineRun
+from harness.gitlab import GITLAB_CI_LOCAL, PipelineRun, git_url_rewrites
 from harness.project import TEMPLATE, VENV_BIN, project_env, run
 
 HOST = "https://gitlab.example.com"
@@ -29,14 +29,6 @@ FIRST_COMMIT = "Start project from the cookiecutter template"
 
 def git(repository: Path, *args: str, env: dict | None = None) -> str:
     return run(["git", *args], repository, env or project_env(repository)).stdout.strip()
-
-
-def rewrites(*pairs: tuple[Path, str]) -> dict[str, str]:
-    """git config, as environment: `url.<path>.insteadOf <url>` for each pair."""
-    env = {"GIT_CONFIG_COUNT": str(len(pairs))}
-    for index, (path, url) in enumerate(pairs):
-        env.update({f"GIT_CONFIG_KEY_{index}": f"url.{path}.insteadOf", f"GIT_CONFIG_VALUE_{index}": url})
-    return env
 
 
 def template_repository(path: Path) -> Path:
@@ -86,7 +78,7 @@ def bare(path: Path, branch: str = "main") -> Path:
 def publish_env(cwd: Path, instance: Path, token: str | None = TOKEN) -> dict[str, str]:
     env = {key: value for key, value in project_env(cwd).items() if key != "PYTHONPATH"}
     env.update(INSTANCE_REPO_URL=INSTANCE_URL, GIT_TERMINAL_PROMPT="0")
-    env.update(rewrites((instance, f"{INSTANCE_URL.replace('://', f'://oauth2:{TOKEN}@')}.git")))
+    env.update(git_url_rewrites((instance, f"{INSTANCE_URL.replace('://', f'://oauth2:{TOKEN}@')}.git")))
     if token is not None:
         env["INSTANCE_TOKEN"] = token
     return env
@@ -117,7 +109,7 @@ def test_render_is_one_commit_that_cruft_checks_and_updates(tmp_path):
     )
 
     # The recorded URL leads to the template (here through a rewrite to the local copy).
-    env = project_env(instance, **rewrites((template, f"{TEMPLATE_URL}.git")))
+    env = project_env(instance, **git_url_rewrites((template, f"{TEMPLATE_URL}.git")))
     cruft = str(VENV_BIN / "cruft")
     assert "up to date" in run([cruft, "check"], instance, env).stdout
 
@@ -250,7 +242,7 @@ def test_instance_job_publishes_a_rendering_that_cruft_and_the_quick_start_accep
     cruft_state = json.loads((clone / ".cruft.json").read_text(encoding="utf-8"))
     assert (cruft_state["template"], cruft_state["commit"]) == (f"{TEMPLATE_URL}.git", head)
     assert JOB_TOKEN not in (clone / ".cruft.json").read_text() + (clone / ".cookiecutter.json").read_text()
-    env = project_env(clone, **rewrites((template, f"{TEMPLATE_URL}.git")))
+    env = project_env(clone, **git_url_rewrites((template, f"{TEMPLATE_URL}.git")))
     assert "up to date" in run([str(VENV_BIN / "cruft"), "check"], clone, env).stdout
 
     metrics = quick_start(clone, tmp_path / "venv")

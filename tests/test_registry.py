@@ -3,7 +3,6 @@ remote and a bare `origin`: versions and stages are GTO tags on origin, each res
 commit, and `fetch` from a directory with no clone and no training returns the model whose md5 is
 that commit's dvc.lock entry. Every refusal is one `error:` line, and pushes no tag."""
 
-import hashlib
 import json
 import re
 import subprocess
@@ -12,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from harness.project import run
+from harness.project import file_md5, locked_md5, run
 from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
@@ -46,9 +44,7 @@ class Project:
         return self.git("rev-parse", "HEAD")
 
     def locked_md5(self, commit: str) -> str:
-        lock = yaml.safe_load(self.git("show", f"{commit}:dvc.lock"))
-        [md5] = [out["md5"] for out in lock["stages"]["train"]["outs"] if out["path"] == MODEL]
-        return md5
+        return locked_md5(self.git("show", f"{commit}:dvc.lock"), MODEL)
 
     def origin_tags(self) -> set[str]:
         listing = run(["git", "ls-remote", "--tags", "--refs", str(self.origin)], self.path, self.env).stdout
@@ -65,10 +61,6 @@ def project(bake, s3_endpoint, tmp_path) -> Project:
     run(["git", "remote", "add", "origin", str(origin)], path, env)
     run(["git", "push", "--quiet", "origin", "main"], path, env)
     return Project(path, env, origin)
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def assert_refused(result: subprocess.CompletedProcess, start: str) -> str:
@@ -118,7 +110,7 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     origin = str(project.origin)
     for target, commit, out in (("v0.1.0", first, "v1.skops"), ("production", second, "production.skops")):
         fetched = project.registry("fetch", target, "--repo", origin, "--out", out, cwd=consumer).stdout
-        assert md5(consumer / out) == project.locked_md5(commit), target
+        assert file_md5(consumer / out) == project.locked_md5(commit), target
         assert f"commit {commit[:8]}: {out} (md5 {project.locked_md5(commit)}, as in its dvc.lock)" in fetched
     assert "(in 'production')" in fetched
     assert_refused(project.registry("fetch", "staging", "--repo", origin, cwd=consumer, check=False), "no version")
@@ -126,7 +118,7 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     # Why `fetch` resolves stages with GTO: DVC's `--stage` returns the model staging no longer holds.
     dvc_get = ["dvc", "artifacts", "get", origin, "model", "--stage", "staging", "--out", "dvc-staging.skops"]
     run(dvc_get, consumer, project.env)
-    assert md5(consumer / "dvc-staging.skops") == project.locked_md5(first)
+    assert file_md5(consumer / "dvc-staging.skops") == project.locked_md5(first)
 
     deprecated = project.registry("deprecate", "v0.1.0").stdout
     assert "Deprecated model v0.1.0." in deprecated and "model@v0.1.0!" in project.origin_tags()

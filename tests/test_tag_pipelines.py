@@ -5,7 +5,6 @@ tag's pipeline publishes that commit's model without running a stage; a stage ta
 deploys to the environment named after the stage; an unassignment is said, not deployed. The
 runner's checkout holds the pipeline's tag alone, as GitLab's does."""
 
-import hashlib
 import json
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ import yaml
 
 from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
-from harness.project import bake_defaults, commit_first_model, project_env, ran_stages, run
+from harness.project import bake_defaults, commit_first_model, file_md5, locked_md5, project_env, ran_stages, run
 from harness.s3 import s3_env
 
 MODEL = "models/model.skops"
@@ -94,16 +93,6 @@ def registry(gitlab: LocalGitLab, *args: str) -> str:
     return run(["python", "-m", f"{package}.registry", *args], gitlab.project, gitlab.s3_env).stdout
 
 
-def locked_md5(checkout: Path) -> str:
-    lock = yaml.safe_load((checkout / "dvc.lock").read_text())
-    [md5] = [out["md5"] for out in lock["stages"]["train"]["outs"] if out["path"] == MODEL]
-    return md5
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
 def tag_commit(gitlab: LocalGitLab, tag: str) -> str:
     return gitlab.head(f"refs/tags/{tag}^0")
 
@@ -122,9 +111,9 @@ def test_register_job_then_the_version_tag_publishes_without_running_a_stage(git
     publish = published.job_log("publish")
     assert "Pipeline: tag 'model@v0.1.0'." in publish
     assert ran_stages(published.output) == [] and published.job_log("train") == ""
-    md5_in_lock = locked_md5(published.checkout)
+    md5_in_lock = locked_md5((published.checkout / "dvc.lock").read_text(), MODEL)
     assert f"{MODEL}: md5 {md5_in_lock}, as dvc.lock names it." in publish
-    assert md5(published.artifact("publish", MODEL)) == md5_in_lock
+    assert file_md5(published.artifact("publish", MODEL)) == md5_in_lock
     for kept in ("reports/evaluation/metrics.json", "reports/evaluation/plots", "params.yaml", "dvc.lock"):
         assert published.artifact("publish", kept).exists(), kept
     assert published.job_log("mirror") == ""  # only with MLFLOW_MIRROR=true
@@ -143,8 +132,13 @@ def test_promote_job_then_the_stage_tag_deploys_to_its_environment(gitlab):
     deploy = deployed.job_log("deploy")
     # The checkout had this tag only; the registration tag fetched next names the version.
     assert "Deploying model v0.1.0 to the environment 'production'." in deploy
-    assert f"{MODEL}: md5 {locked_md5(deployed.checkout)}, as dvc.lock names it." in deploy
-    assert md5(deployed.artifact("deploy", MODEL)) == locked_md5(deployed.checkout)
+    assert (
+        f"{MODEL}: md5 {locked_md5((deployed.checkout / 'dvc.lock').read_text(), MODEL)}, as dvc.lock names it."
+        in deploy
+    )
+    assert file_md5(deployed.artifact("deploy", MODEL)) == locked_md5(
+        (deployed.checkout / "dvc.lock").read_text(), MODEL
+    )
     assert ran_stages(deployed.output) == [] and deployed.job_log("publish") == ""
 
     registry(gitlab, "unassign", "production")

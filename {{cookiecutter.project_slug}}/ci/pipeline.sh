@@ -64,6 +64,16 @@ describe_pipeline() {
     "'$CI_MERGE_REQUEST_TARGET_BRANCH_NAME', running in $where."
 }
 
+# The target project's repository: `origin`, unless this pipeline runs in the fork.
+target_remote() {
+  if runs_in_fork; then echo "$CI_MERGE_REQUEST_PROJECT_URL.git"; else echo origin; fi
+}
+
+# Commit $1 is here, or fetched by SHA from $2 (default origin): clones are shallow.
+have_commit() {
+  git cat-file -e "$1^{commit}" 2>/dev/null || git fetch --quiet --depth=1 "${2:-origin}" "$1"
+}
+
 has_s3_credentials() {
   [ -n "${AWS_ACCESS_KEY_ID:-}" ] || [ -n "${AWS_WEB_IDENTITY_TOKEN_FILE:-}" ]
 }
@@ -166,7 +176,7 @@ dvc_lock_holds_on() {
   local reproduced
   reproduced=$(mktemp)
   cp dvc.lock "$reproduced" &&
-    { git cat-file -e "$1^{commit}" 2>/dev/null || git fetch --quiet --depth=1 origin "$1"; } &&
+    have_commit "$1" &&
     git checkout --quiet --force --detach "$1" &&
     cp "$reproduced" dvc.lock &&
     dvc status --quiet
@@ -200,13 +210,11 @@ push_dvc_lock() {
 # project (clones are shallow; a fork's `origin` is the fork). Exports BASE (a short SHA DVC can
 # resolve) and BASE_NAME (the target branch).
 fetch_report_base() {
-  local sha="$CI_MERGE_REQUEST_DIFF_BASE_SHA" from=origin
+  local sha="$CI_MERGE_REQUEST_DIFF_BASE_SHA" from
   if on_merge_commit; then sha="$CI_MERGE_REQUEST_TARGET_BRANCH_SHA"; fi
-  if runs_in_fork; then from="$CI_MERGE_REQUEST_PROJECT_URL.git"; fi
-  if ! git cat-file -e "$sha^{commit}" 2>/dev/null; then
-    git fetch --quiet --depth=1 "$from" "$sha" ||
-      fail "cannot fetch $sha, the commit of '$CI_MERGE_REQUEST_TARGET_BRANCH_NAME' this merge request is compared with, from $from (a fork's pipeline cannot read a private target project)."
-  fi
+  from=$(target_remote)
+  have_commit "$sha" "$from" ||
+    fail "cannot fetch $sha, the commit of '$CI_MERGE_REQUEST_TARGET_BRANCH_NAME' this merge request is compared with, from $from (a fork's pipeline cannot read a private target project)."
   BASE=$(git rev-parse --short=8 "$sha")
   BASE_NAME="$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
   export BASE BASE_NAME
@@ -215,12 +223,11 @@ fetch_report_base() {
 # The version the model registry has in production (PRODUCTION, empty if none), which the report
 # also compares with; its tags come from the target project, whose registry it is.
 find_production_model() {
-  local from=origin
-  if runs_in_fork; then from="$CI_MERGE_REQUEST_PROJECT_URL.git"; fi
+  local from
+  from=$(target_remote)
   PRODUCTION=""
   if git ls-remote --exit-code --tags "$from" "refs/tags/model#production#*" >/dev/null; then
-    git fetch --quiet --no-tags --depth=1 "$from" "+refs/tags/model*:refs/tags/model*" ||
-      fail "cannot fetch the model registry's tags from $from."
+    fetch_registry_tags "$from"
     PRODUCTION=$(gto show "model#production" --ref)
   fi
   export PRODUCTION
@@ -246,11 +253,12 @@ tag_as_ci_user() {
   export GIT_COMMITTER_NAME="${GITLAB_USER_NAME:-CI}" GIT_COMMITTER_EMAIL="${GITLAB_USER_EMAIL:-ci@localhost}"
 }
 
-# A tag pipeline's checkout holds its own tag only: GTO needs the registration tag to tell which
-# version a stage tag assigns (without it, `gto check-ref --version` prints the commit's SHA).
+# The registry's tags, from $1 (default origin). A tag pipeline's checkout holds its own tag only:
+# GTO needs the registration tag to tell which version a stage tag assigns (without it,
+# `gto check-ref --version` prints the commit's SHA).
 fetch_registry_tags() {
-  git fetch --quiet --no-tags --depth=1 origin "+refs/tags/model*:refs/tags/model*" ||
-    fail "cannot fetch the model registry's tags from origin."
+  git fetch --quiet --no-tags --depth=1 "${1:-origin}" "+refs/tags/model*:refs/tags/model*" ||
+    fail "cannot fetch the model registry's tags from ${1:-origin}."
 }
 
 describe_pipeline
