@@ -13,6 +13,11 @@ import sys
 from pathlib import Path
 
 RAW_DATA = Path("data/raw/dataset.csv")
+# What each `training_runner` choice needs beyond the usual runners; the other choices' files go.
+RUNNER_FILES = {
+    "tagged": [Path("ci/runners")],
+    "cml": [Path("ci/cloud_runner.py"), Path("ci/vm-startup.sh")],
+}
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 
@@ -49,7 +54,14 @@ def init_git(branch: str, author: str, email: str) -> bool:
     return True
 
 
+def remove_other_runner_files(choice: str) -> None:
+    for runner, paths in RUNNER_FILES.items():
+        for path in paths if runner != choice else []:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def main() -> None:
+    remove_other_runner_files(ANSWERS["training_runner"])
     track_with_dvc(RAW_DATA)
     if ANSWERS["init_git"] and not init_git(ANSWERS["default_branch"], ANSWERS["author_name"], ANSWERS["author_email"]):
         print(
