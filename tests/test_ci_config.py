@@ -9,26 +9,20 @@ there. The rest are the static properties a reviewer would otherwise check by ey
 import json
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness.gitlab import GITLAB_CI_LOCAL, PROJECT_ID, merge_request_variables
-from harness.project import TEMPLATE, VENV_BIN, bake_defaults, project_env, run
-
-PROJECT_URL = "https://gitlab.example.com/ml/demo"
+from harness.ci_file import CI_FILE, add_origin, check_jsonschema, gitlab_ci_local, list_json, load
+from harness.gitlab import PROJECT_ID, merge_request_variables
+from harness.project import TEMPLATE, bake_defaults, project_env, run
 
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
-CI_FILE = ".gitlab-ci.yml"
 # Top-level keys of a GitLab CI file that are not jobs.
 GLOBAL_KEYS = {"default", "include", "stages", "variables", "workflow", "image", "services", "cache"}
 GLOBAL_KEYS |= {"before_script", "after_script", "spec"}
 SCRIPT_KEYS = ("before_script", "script", "after_script")
-# Predefined variables the scenarios override (gitlab-ci-local warns on stdout otherwise).
-OVERRIDDEN = "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_OPEN_MERGE_REQUESTS"
-OVERRIDDEN += ",CI_MERGE_REQUEST_IID,CI_PROJECT_ID"
 
 VARIANTS = {
     **{f"dataset-{name}": {"dataset": name} for name in QUESTIONS["dataset"]},
@@ -67,39 +61,6 @@ WORKFLOW_SCENARIOS = {
     "tag-push": (tag_push("v1.0.0"), "never"),
     "tag-push-of-another-artifact": (tag_push("data@v1.0.0"), "never"),
 }
-
-
-def check_jsonschema(ci_file: Path) -> subprocess.CompletedProcess:
-    """Validate against GitLab's CI schema as vendored in check-jsonschema (no network needed)."""
-    args = [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci"]
-    return subprocess.run([*args, ci_file.name], cwd=ci_file.parent, capture_output=True, text=True)
-
-
-def add_origin(repo: Path) -> None:
-    """A fake GitLab remote, so gitlab-ci-local derives realistic project variables."""
-    env = project_env(repo)
-    if run(["git", "remote"], repo, env).stdout.split() == []:
-        run(["git", "remote", "add", "origin", f"{PROJECT_URL}.git"], repo, env)
-        run(["git", "update-ref", "refs/remotes/origin/main", "HEAD"], repo, env)
-        run(["git", "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main"], repo, env)
-
-
-def gitlab_ci_local(repo: Path, *args: str, scenario: dict | None = None, check: bool = True):
-    scenario = scenario or {"variables": {}, "unset": []}
-    command = [str(GITLAB_CI_LOCAL), "--home", str(repo.parent / "gcl-home"), "--ignore-predefined-vars", OVERRIDDEN]
-    command += [f"--variable={key}={value}" for key, value in scenario["variables"].items()]
-    command += [f"--unset-variable={key}" for key in scenario["unset"]]
-    return run([*command, *args], repo, project_env(repo), check=check)
-
-
-def list_json(repo: Path, scenario: dict, *args: str) -> dict[str, str]:
-    """Each job's `when` in this kind of pipeline ("never": not created)."""
-    result = gitlab_ci_local(repo, "--list-json", *args, scenario=scenario)
-    return {job["name"]: job["when"] for job in json.loads(result.stdout)}
-
-
-def load(project: Path) -> dict:
-    return yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
 
 
 def jobs(config: dict, hidden: bool = True) -> dict[str, dict]:

@@ -1,0 +1,203 @@
+"""The pipeline's own cloud runner, around `cml runner launch` (README, "Training on bigger machines").
+
+Runs in the CML image (Python 3.8, standard library only), in the launch-runner and
+remove-runner jobs:
+
+    python3 ci/cloud_runner.py preflight       # one line per missing piece, before anything is paid for
+    python3 ci/cloud_runner.py image           # the Ubuntu 22.04 image for TRAIN_CLOUD
+    cml runner launch ... --labels "cml-$CI_PIPELINE_ID" --name "$RUNNER_NAME" --single ...
+    python3 ci/cloud_runner.py wait "$RUNNER_NAME" 10   # online within 10 minutes, then tagged jobs only
+    python3 ci/cloud_runner.py remove          # the runner and its VM, if the train job left them
+
+CML registers the runner with "run untagged jobs" on, so any untagged job of the project could
+take the paid machine (and, with --single, leave the train job waiting): `wait` turns that off.
+A runner whose machine never came up would leave the train job pending for GitLab's hour
+before it is dropped as stuck: `wait` fails the launch job within minutes instead, and then
+GitLab never starts the train job. With --single the runner unregisters itself and destroys its
+VM after the train job; `remove` is for when that did not happen (the job was cancelled, or
+the machine broke).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from report_note import ApiError, Fail, call
+
+# Credentials the terraform provider behind CML reads for each cloud (they also reach the VM).
+CLOUD_CREDENTIALS = {
+    "aws": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    "gcp": ["GOOGLE_APPLICATION_CREDENTIALS_DATA"],
+    "azure": ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZURE_TENANT_ID"],
+    "kubernetes": ["KUBERNETES_CONFIGURATION"],
+}
+# Ubuntu 22.04: CML's default images (18.04/20.04) run a set-up that no longer installs terraform.
+UBUNTU_2204 = {
+    # An AMI name pattern: the provider takes the newest match from ANY owner (README, security).
+    "aws": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*",
+    "gcp": "ubuntu-os-cloud/ubuntu-2204-lts",
+    "azure": "Canonical:0001-com-ubuntu-server-jammy:22_04-lts-gen2:latest",
+    "kubernetes": "",  # a container: CML's image already has terraform
+}
+MAINTAINER = 40
+POLL_SECONDS = 10
+
+
+def say(message: str) -> None:
+    print(f"cloud_runner: {message}", file=sys.stderr)
+
+
+class GitLab:
+    def __init__(self) -> None:
+        self.token = os.environ.get("REPO_TOKEN", "")
+        self.api = os.environ.get("CI_API_V4_URL", "").rstrip("/")
+        self.project = os.environ.get("CI_PROJECT_ID", "")
+
+    def get(self, path: str) -> object:
+        return call(self.token, "GET", self.api + path)[0]
+
+    def pipeline_runners(self) -> list[dict]:
+        """Runners of this project carrying this pipeline's tag (cml-<pipeline id>)."""
+        tag = quote(f"cml-{os.environ['CI_PIPELINE_ID']}")
+        return self.get(f"/projects/{self.project}/runners?tag_list={tag}&per_page=100") or []
+
+
+def preflight() -> list[str]:
+    """Everything that would make the launch fail or unsafe, one sentence each."""
+    problems = []
+    cloud = os.environ.get("TRAIN_CLOUD", "")
+    if cloud not in CLOUD_CREDENTIALS:
+        problems.append(f"TRAIN_CLOUD is {cloud!r}: set it to one of {', '.join(CLOUD_CREDENTIALS)}.")
+    missing = [name for name in CLOUD_CREDENTIALS.get(cloud, []) if not os.environ.get(name)]
+    if missing:
+        problems.append(
+            f"{', '.join(missing)} not set: the {cloud} credentials CML launches the machine with; add them as "
+            "masked CI/CD variables (protected, if only protected branches train in the cloud)."
+        )
+    if cloud == "aws" and not os.environ.get("TRAIN_CLOUD_AWS_SECURITY_GROUP"):
+        problems.append(
+            "TRAIN_CLOUD_AWS_SECURITY_GROUP is not set: without it CML opens a security group of its own to the "
+            "internet; create one that allows SSH (22) from your runners only and name it here."
+        )
+    return problems + token_problems(GitLab())
+
+
+def token_problems(gitlab: GitLab) -> list[str]:
+    if not gitlab.token:
+        return ["REPO_TOKEN is not set: launching a runner needs a token with the api scope and the Maintainer role."]
+    try:
+        gitlab.get("/version")
+    except ApiError as error:
+        if error.status in (401, 403):
+            return [f"REPO_TOKEN was refused by {gitlab.api} (HTTP {error.status}): it is expired, revoked or mistyped."]
+        return [f"cannot reach the GitLab API at {gitlab.api}: {error.reason}; check the runner's network and retry."]
+    scopes = gitlab.get("/personal_access_tokens/self").get("scopes", [])
+    problems = []
+    if "api" not in scopes:
+        problems.append(
+            f"REPO_TOKEN has the scopes {', '.join(scopes) or 'none'}: CML creates, lists and removes runners "
+            "through the API, which needs the api scope; create a token with api and write_repository."
+        )
+    permissions = gitlab.get(f"/projects/{gitlab.project}").get("permissions") or {}
+    levels = [(access or {}).get("access_level", 0) for access in permissions.values()]
+    if max(levels, default=0) < MAINTAINER:
+        problems.append(
+            "REPO_TOKEN's user is not a Maintainer of this project: creating a project runner needs the Maintainer "
+            "role; give the token (or its bot user) Maintainer, or train with training_runner 'tagged' instead."
+        )
+    return problems
+
+
+def image() -> None:
+    cloud = os.environ.get("TRAIN_CLOUD", "")
+    print(os.environ.get("TRAIN_CLOUD_IMAGE") or UBUNTU_2204.get(cloud, ""))
+
+
+def wait(name: str, minutes: float) -> None:
+    """Fail unless the pipeline's runner is online within `minutes`; then it takes tagged jobs only."""
+    gitlab = GitLab()
+    # The machine's id first, for `remove`: a runner that never comes online must not leave its VM.
+    state = json.loads((Path.home() / ".cml" / name / "terraform.tfstate").read_text())
+    [machine] = [i["attributes"] for r in state["resources"] if r["type"] == "iterative_cml_runner" for i in r["instances"]]
+    Path("cloud_runner.env").write_text(f"CLOUD_RUNNER_ID={machine['id']}\n")
+    deadline = time.monotonic() + minutes * 60
+    while True:
+        online = [runner for runner in gitlab.pipeline_runners() if runner.get("online")]
+        if online:
+            break
+        if time.monotonic() > deadline:
+            raise Fail(
+                f"the cloud runner cml-{os.environ['CI_PIPELINE_ID']} did not come online within {minutes:g} minutes, "
+                "so the train job will not start; see this job's log above (the VM's set-up), and check the "
+                "cloud console for a machine tagged gitlab_pipeline=" + os.environ["CI_PIPELINE_ID"] + "."
+            )
+        time.sleep(POLL_SECONDS)
+    for runner in online:
+        form = {"run_untagged": "false", "locked": "true"}
+        call(gitlab.token, "PUT", f"{gitlab.api}/runners/{runner['id']}", form)
+        say(f"runner {runner['id']} ({runner.get('description')}) is online and takes this pipeline's train job only.")
+
+
+def remove() -> None:
+    gitlab = GitLab()
+    left = gitlab.pipeline_runners()
+    if not left:
+        say("the pipeline's runner is gone: it removed itself and its machine after the train job.")
+        return
+    for runner in left:
+        try:
+            call(gitlab.token, "DELETE", f"{gitlab.api}/runners/{runner['id']}")
+        except ApiError as error:
+            if error.status != 404:  # 404: it unregistered itself meanwhile
+                raise
+        say(f"unregistered runner {runner['id']} ({runner.get('description')}).")
+    machine = os.environ.get("CLOUD_RUNNER_ID", "")
+    if not machine:
+        raise Fail(
+            "the launch job recorded no machine id, so its VM may still run: find it in the cloud console by the "
+            f"tag gitlab_pipeline={os.environ['CI_PIPELINE_ID']} and delete it."
+        )
+    command = ["leo", "destroy-runner", "--cloud", os.environ["TRAIN_CLOUD"], machine]
+    if os.environ.get("TRAIN_CLOUD_REGION"):
+        command[3:3] = ["--region", os.environ["TRAIN_CLOUD_REGION"]]
+    destroyed = subprocess.run(command, capture_output=True, text=True)
+    if destroyed.returncode != 0:
+        reason = (destroyed.stderr or destroyed.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise Fail(
+            f"could not destroy the machine {machine} ({reason[0]}); delete it in the cloud console (tag "
+            f"gitlab_pipeline={os.environ['CI_PIPELINE_ID']}) so it stops costing money."
+        )
+    say(f"destroyed the machine {machine}.")
+
+
+def main(argv: list[str]) -> int:
+    commands = {"preflight": 0, "image": 0, "wait": 2, "remove": 0}
+    if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
+        print("usage: python3 ci/cloud_runner.py preflight | image | wait NAME MINUTES | remove", file=sys.stderr)
+        return 2
+    try:
+        if argv[0] == "preflight":
+            problems = preflight()
+            for problem in problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1 if problems else 0
+        elif argv[0] == "image":
+            image()
+        elif argv[0] == "wait":
+            wait(argv[1], float(argv[2]))
+        else:
+            remove()
+    except (Fail, ApiError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -28,6 +28,7 @@ import sys
 from datetime import datetime
 from http.client import HTTPException
 from urllib.error import HTTPError
+from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
 CML_PAGE = 20  # GitLab's default page size: the only page of notes CML 0.20.6 reads
@@ -49,6 +50,21 @@ class ApiError(Exception):
         answer = f"HTTP {status} {reason}" if status else f"no answer ({reason})"
         super().__init__(f"GitLab API {method} {url} failed: {answer}")
         self.status, self.reason = status, reason  # status 0: no answer
+
+
+def call(token: str, method: str, url: str, form: dict | None = None) -> tuple[object, object]:
+    """(decoded JSON answer or None, response headers), or ApiError. Also used by cloud_runner.py."""
+    headers = {"PRIVATE-TOKEN": token, "Accept": "application/json"}
+    body = urlencode(form).encode() if form is not None else None
+    request = Request(url, data=body, method=method, headers=headers)
+    try:
+        with urlopen(request, timeout=TIMEOUT) as response:
+            data = response.read()
+            return (json.loads(data) if data else None), response.headers
+    except HTTPError as error:
+        raise ApiError(method, url, error.code, error.reason) from None
+    except (OSError, HTTPException, ValueError) as error:
+        raise ApiError(method, url, 0, str(getattr(error, "reason", error))) from None
 
 
 def say(message: str) -> None:
@@ -90,16 +106,7 @@ class MergeRequest:
             raise
 
     def call(self, method: str, url: str) -> tuple[object, object]:
-        """(decoded JSON answer or None, response headers), or ApiError."""
-        request = Request(url, method=method, headers={"PRIVATE-TOKEN": self.token, "Accept": "application/json"})
-        try:
-            with urlopen(request, timeout=TIMEOUT) as response:
-                data = response.read()
-                return (json.loads(data) if data else None), response.headers
-        except HTTPError as error:
-            raise ApiError(method, url, error.code, error.reason) from None
-        except (OSError, HTTPException, ValueError) as error:
-            raise ApiError(method, url, 0, str(getattr(error, "reason", error))) from None
+        return call(self.token, method, url)
 
     def notes(self) -> list[dict]:
         """Every note, newest first (GitLab's default order, so the first 20 are CML's page)."""
