@@ -95,7 +95,7 @@ def token_problems(gitlab: GitLab) -> list[str]:
         gitlab.get("/version")
     except ApiError as error:
         if error.status in (401, 403):
-            return [f"REPO_TOKEN was refused by {gitlab.api} (HTTP {error.status}): it is expired, revoked or mistyped."]
+            return [f"REPO_TOKEN was refused by {gitlab.api} (HTTP {error.status}): it is expired or revoked."]
         return [f"cannot reach the GitLab API at {gitlab.api}: {error.reason}; check the runner's network and retry."]
     scopes = gitlab.get("/personal_access_tokens/self").get("scopes", [])
     problems = []
@@ -124,8 +124,8 @@ def wait(name: str, minutes: float) -> None:
     gitlab = GitLab()
     # The machine's id first, for `remove`: a runner that never comes online must not leave its VM.
     state = json.loads((Path.home() / ".cml" / name / "terraform.tfstate").read_text())
-    [machine] = [i["attributes"] for r in state["resources"] if r["type"] == "iterative_cml_runner" for i in r["instances"]]
-    Path("cloud_runner.env").write_text(f"CLOUD_RUNNER_ID={machine['id']}\n")
+    [runner] = [resource for resource in state["resources"] if resource["type"] == "iterative_cml_runner"]
+    Path("cloud_runner.env").write_text(f"CLOUD_RUNNER_ID={runner['instances'][0]['attributes']['id']}\n")
     deadline = time.monotonic() + minutes * 60
     while True:
         online = [runner for runner in gitlab.pipeline_runners() if runner.get("online")]
