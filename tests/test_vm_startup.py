@@ -84,13 +84,6 @@ def test_dash_parses_it(script_path, dash):
     subprocess.run([dash, "-n", str(script_path)], check=True)
 
 
-def test_checkbashisms_finds_nothing(script_path):
-    if shutil.which("checkbashisms") is None:
-        pytest.skip("checkbashisms is not installed (Debian's devscripts has it)")
-    result = subprocess.run(["checkbashisms", str(script_path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_base64_keeps_it_whole_on_one_line(script_path, script):
     """What the launch job sends: --cloud-startup-script "$(base64 -w0 ci/vm-startup.sh)"."""
     encoded = subprocess.run(["base64", "-w0", str(script_path)], capture_output=True, text=True, check=True).stdout

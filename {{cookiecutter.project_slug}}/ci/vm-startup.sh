@@ -1,6 +1,6 @@
 #!/bin/sh
 # Start-up script of the training VM that `cml runner launch --cloud aws|gcp|azure` creates:
-# ci/cloud_runner.py passes it as --cloud-startup-script "$(base64 -w0 ci/vm-startup.sh)".
+# the launch-runner job passes it as --cloud-startup-script "$(base64 -w0 ci/vm-startup.sh)".
 #
 # Why: CML's own VM set-up installs terraform from HashiCorp's Ubuntu 18.04 apt repository, which
 # is gone (iterative/terraform-provider-iterative#773 and #774), and cml-runner needs terraform to
