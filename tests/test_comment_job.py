@@ -35,8 +35,8 @@ def comment_script(project: Path) -> str:
     GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere."""
     job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
-    assert job["script"][0] == "skip_unless_report_can_be_posted"
-    return "\n".join(job["script"][1:])
+    assert job["script"][0] == 'skip_unless_report_can_be_posted "$REPORT"'
+    return "\n".join(job["script"][1:]).replace("$REPORT", job["variables"]["REPORT"])
 
 
 @dataclass

@@ -235,11 +235,35 @@ find_production_model() {
 
 # --- comment -------------------------------------------------------------------------------------
 
+# $1: the report to post (default report/report.md).
 skip_unless_report_can_be_posted() {
   if runs_in_fork; then
     skip "This pipeline runs in the fork, without the target project's REPO_TOKEN: no comment is posted (a maintainer can run the pipeline in the target project from the merge request)."
   fi
-  [ -f report/report.md ] || skip "No report was built in this pipeline (see the report job), so nothing is posted."
+  [ -f "${1:-report/report.md}" ] || skip "No report was built in this pipeline (see the job before this one), so nothing is posted."
+}
+
+# --- sweep ---------------------------------------------------------------------------------------
+
+# The sweep's experiment refs (DVC keeps them under refs/exps/<baseline commit>/), pushed with git
+# as REPO_TOKEN's user like dvc.lock: git honours the runner's own configuration (certificates,
+# proxies). Their outputs and run-cache went to the remote after each run (`sweep run --push`).
+push_experiment_refs() {
+  [ -n "${REPO_TOKEN:-}" ] ||
+    fail "REPO_TOKEN is not set, so the sweep's experiments cannot be pushed: add $TOKEN_HELP."
+  local head namespace output
+  head=$(git rev-parse HEAD)
+  namespace="refs/exps/${head:0:2}/${head:2}"
+  if [ -z "$(git for-each-ref "$namespace")" ]; then
+    echo "No experiment to push: no run of this job succeeded."
+    return
+  fi
+  if output=$(git push --porcelain --force "$(repo_token_url)" "$namespace/*:$namespace/*" 2>&1); then
+    echo "Pushed the experiments: $(git for-each-ref --format='%(refname:lstrip=4)' "$namespace" | tr '\n' ' ')"
+  else
+    echo "${output//"$REPO_TOKEN"/[MASKED]}" >&2
+    fail "could not push the sweep's experiments (git's answer is above): check that REPO_TOKEN is valid and has the write_repository scope."
+  fi
 }
 
 # --- registry ------------------------------------------------------------------------------------

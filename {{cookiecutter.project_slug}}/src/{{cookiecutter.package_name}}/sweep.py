@@ -1,0 +1,290 @@
+"""Parameter sweeps: every combination of values in sweep.yaml as a DVC experiment, in one table.
+
+    python -m {{cookiecutter.package_name}}.sweep check              # the number of runs, or one line on what is wrong
+    python -m {{cookiecutter.package_name}}.sweep local --jobs 2     # here: DVC's queue and workers, then the table
+    python -m {{cookiecutter.package_name}}.sweep run --shard 1/2 --push   # CI: this job's share, one `dvc exp run` each
+    python -m {{cookiecutter.package_name}}.sweep report             # CI: every job's results as one table and chart
+
+Each run is named after its values (`sweep-` and a hash), so the same combination keeps its name
+in every pipeline and `dvc exp apply NAME` or `dvc exp branch NAME BRANCH` take it up later.
+A run whose stages ran anywhere before (the run-cache in the remote) trains nothing again.
+"""
+
+import argparse
+import hashlib
+import itertools
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import yaml
+
+from .config import EVALUATION_DIR, PipelineError, load_params, param, run_main
+
+SWEEP_FILE = Path("sweep.yaml")
+RESULTS_DIR = Path("sweep/results")
+REPORT_DIR = Path("sweep/report")
+METRICS_FILE = EVALUATION_DIR / "metrics.json"
+METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")  # what evaluate.py writes
+DIRECTIONS = ("maximize", "minimize")
+RAN_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
+
+
+@dataclass
+class Sweep:
+    metric: str
+    direction: str
+    parameters: dict[str, list]
+
+    def runs(self) -> list[dict]:
+        """Every combination, in the order sweep.yaml lists keys and values."""
+        keys = list(self.parameters)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*self.parameters.values())]
+
+    def varying(self) -> list[str]:
+        return [key for key, values in self.parameters.items() if len(values) > 1]
+
+
+def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
+    """sweep.yaml, checked against params.yaml before anything runs."""
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PipelineError(f"{path} is missing: declare the parameters to sweep there (see the README).") from error
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {error}") from error
+    if not isinstance(spec, dict):
+        raise PipelineError(f"{path} must be a mapping with metric, direction, max_runs and parameters.")
+    metric, direction, cap = spec.get("metric"), spec.get("direction", "maximize"), spec.get("max_runs")
+    if metric not in METRICS:
+        raise PipelineError(f"{path}: metric must be one of {', '.join(METRICS)}, got {metric!r}.")
+    if direction not in DIRECTIONS:
+        raise PipelineError(f"{path}: direction must be maximize or minimize, got {direction!r}.")
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+        raise PipelineError(f"{path}: max_runs must be a positive integer, got {cap!r}.")
+    parameters = spec.get("parameters")
+    if not isinstance(parameters, dict) or not parameters:
+        raise PipelineError(f"{path}: parameters must map params.yaml keys to lists of values.")
+    params = load_params() if params is None else params
+    for key, values in parameters.items():
+        try:
+            current = param(params, key)
+        except PipelineError:
+            raise PipelineError(f"{path}: '{key}' is not a key of params.yaml; sweep keys that are there.") from None
+        if isinstance(current, dict):
+            raise PipelineError(f"{path}: '{key}' is a section of params.yaml, not a parameter; name one of its keys.")
+        if not isinstance(values, list) or not values or any(isinstance(v, (dict, list)) for v in values):
+            raise PipelineError(f"{path}: '{key}' needs a non-empty list of single values, got {values!r}.")
+    sweep = Sweep(metric, direction, parameters)
+    if len(sweep.runs()) > cap:
+        raise PipelineError(
+            f"{path}: the sweep has {len(sweep.runs())} combinations, over max_runs ({cap}); "
+            "remove values or raise max_runs."
+        )
+    return sweep
+
+
+def experiment_name(run: dict) -> str:
+    digest = hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()
+    return f"sweep-{digest[:8]}"
+
+
+def set_params(run: dict) -> list[str]:
+    """`-S key=value` for each value (JSON is YAML, which is how DVC reads the value)."""
+    return [arg for key, value in run.items() for arg in ("-S", f"{key}={json.dumps(value)}")]
+
+
+def first_error(output: str) -> str:
+    """The stage's own one-line error if there is one, else DVC's."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    stage = [line for line in lines if line.startswith("error: ")]
+    dvc = [line for line in lines if line.startswith("ERROR")]
+    return (stage or dvc or lines or ["no output"])[0]
+
+
+def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = False) -> list[dict]:
+    """Run every `total`-th combination from the `index`-th (1-based), each as a DVC experiment;
+    with `push`, each run's outputs and run-cache go to the remote as soon as it ends (`dvc exp
+    push` would send every experiment's, but through its own git client, not the job's git)."""
+    results.mkdir(parents=True, exist_ok=True)
+    done = []
+    for run in sweep.runs()[index - 1 :: total]:
+        name = experiment_name(run)
+        print(f"sweep: {name}: {', '.join(f'{key}={value}' for key, value in run.items())}", flush=True)
+        command = ["dvc", "exp", "run", "--pull", "--name", name, *set_params(run)]
+        finished = subprocess.run(command, capture_output=True, text=True)
+        print(finished.stdout + finished.stderr, flush=True)
+        result = {"name": name, "params": run, "ran": RAN_STAGE.findall(finished.stdout + finished.stderr)}
+        if finished.returncode == 0:
+            result["metrics"] = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+            if push and subprocess.run(["dvc", "push", "--quiet", "--run-cache"]).returncode != 0:
+                raise PipelineError(f"could not push the results of {name} to the DVC remote (DVC's error is above).")
+        else:
+            result["error"] = first_error(finished.stdout + finished.stderr)
+        (results / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+        done.append(result)
+    return done
+
+
+def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
+    """The whole sweep through DVC's queue and `jobs` workers; results as `run_share` gives them."""
+    runs = {experiment_name(run): run for run in sweep.runs()}
+    for name, run in runs.items():
+        subprocess.run(["dvc", "exp", "remove", "--queue", name], capture_output=True)  # a re-run replaces it
+        subprocess.run(["dvc", "exp", "run", "--queue", "--force", "--name", name, *set_params(run)], check=True)
+    subprocess.run(["dvc", "exp", "run", "--run-all", "--jobs", str(jobs)], check=False)
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], capture_output=True, text=True).stdout)
+    found = {
+        rev["name"]: rev
+        for baseline in shown
+        for experiment in baseline.get("experiments") or []
+        for rev in experiment["revs"]
+        if rev.get("name") in runs
+    }
+    results = []
+    for name, run in runs.items():
+        rev = found.get(name)
+        result = {"name": name, "params": run, "ran": []}
+        if rev is not None and not rev.get("error"):
+            result["metrics"] = rev["data"]["metrics"][str(METRICS_FILE)]["data"]
+        else:
+            logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
+            result["error"] = first_error(logs.stdout + logs.stderr)
+        results.append(result)
+    return results
+
+
+def read_results(results: Path) -> list[dict]:
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(results.glob("*.json"))]
+
+
+def ranked(sweep: Sweep, results: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(runs with metrics, best first; failed runs)."""
+    good = [result for result in results if "metrics" in result]
+    good.sort(key=lambda result: result["metrics"][sweep.metric], reverse=sweep.direction == "maximize")
+    return good, [result for result in results if "metrics" not in result]
+
+
+def short_names(keys: list[str]) -> dict[str, str]:
+    """The last part of each dotted key, unless two keys share it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)}
+
+
+def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
+    good, failed = ranked(sweep, results)
+    varying = sweep.varying()
+    names = short_names(varying)
+    others = [metric for metric in METRICS if metric != sweep.metric]
+    header = ["#", "experiment", *(names[key] for key in varying), f"**{sweep.metric}**", *others]
+    lines = [f"## Parameter sweep: {len(results)} runs, best {sweep.metric} first ({sweep.direction})", ""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    values = lambda result: [f"`{json.dumps(result['params'][key])}`" for key in varying]  # noqa: E731
+    for rank, result in enumerate(good, 1):
+        metrics = result["metrics"]
+        scores = [f"**{metrics[sweep.metric]:.4f}**", *(f"{metrics[metric]:.4f}" for metric in others)]
+        lines.append("| " + " | ".join([str(rank), f"`{result['name']}`", *values(result), *scores]) + " |")
+    for result in failed:
+        cells = ["–", f"`{result['name']}`", *values(result), f"failed: {result['error']}", *[""] * len(others)]
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    fixed = {key: values[0] for key, values in sweep.parameters.items() if len(values) == 1}
+    if fixed:
+        lines += ["", "Same in every run: " + ", ".join(f"`{key}={json.dumps(value)}`" for key, value in fixed.items())]
+    restored = sum(1 for result in good if not result["ran"])
+    lines += ["", f"{restored} of {len(good)} successful runs came back from the run-cache (nothing trained)."]
+    if good:
+        best = good[0]["name"]
+        lines += [
+            "",
+            f"Take the best: `dvc exp pull origin {best} && dvc exp apply {best}`, or keep it on a branch: "
+            f"`dvc exp branch {best} <branch>`.",
+        ]
+    if chart:
+        lines += ["", f"![{sweep.metric} of each run]({chart})"]
+    return "\n".join(lines) + "\n"
+
+
+def chart(sweep: Sweep, results: list[dict], output: Path) -> Path | None:
+    """The metric against the first swept parameter, one line per value of the others."""
+    good, _ = ranked(sweep, results)
+    varying = sweep.varying()
+    if not good or not varying:
+        return None
+    x_key, rest = varying[0], varying[1:]
+    x_values = sweep.parameters[x_key]
+    figure, axes = plt.subplots(figsize=(6, 4))
+    groups = itertools.groupby(
+        sorted(good, key=lambda r: json.dumps([r["params"][key] for key in rest])),
+        key=lambda r: tuple(r["params"][key] for key in rest),
+    )
+    for group, members in groups:
+        points = sorted((x_values.index(r["params"][x_key]), r["metrics"][sweep.metric]) for r in members)
+        names = short_names(rest).values()
+        label = ", ".join(f"{name}={json.dumps(value)}" for name, value in zip(names, group, strict=True))
+        axes.plot(*zip(*points, strict=True), marker="o", label=label or None)
+    axes.set_xticks(range(len(x_values)), [json.dumps(value) for value in x_values])
+    axes.set_xlabel(x_key)
+    axes.set_ylabel(sweep.metric)
+    axes.set_title(f"{sweep.metric} across the sweep")
+    if rest:
+        axes.legend()
+    output.mkdir(parents=True, exist_ok=True)
+    path = output / "sweep.png"
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def write_report(sweep: Sweep, results: list[dict], output: Path) -> Path:
+    drawn = chart(sweep, results, output)
+    report = output / "report.md"
+    output.mkdir(parents=True, exist_ok=True)
+    report.write_text(table(sweep, results, drawn.name if drawn else None), encoding="utf-8")
+    return report
+
+
+def fail_if_any_failed(results: list[dict]) -> None:
+    failed = [result["name"] for result in results if "metrics" not in result]
+    if failed:
+        raise PipelineError(f"{len(failed)} of {len(results)} sweep runs failed ({', '.join(failed)}); see the table.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check")
+    local = commands.add_parser("local")
+    local.add_argument("--jobs", type=int, default=1, help="DVC queue workers running at once")
+    shard = commands.add_parser("run")
+    shard.add_argument("--shard", default="1/1", help="INDEX/TOTAL: this job's share ($CI_NODE_INDEX/$CI_NODE_TOTAL)")
+    shard.add_argument("--results", type=Path, default=RESULTS_DIR)
+    shard.add_argument("--push", action="store_true", help="push each run's results and run-cache to the remote")
+    report = commands.add_parser("report")
+    report.add_argument("--results", type=Path, default=RESULTS_DIR)
+    report.add_argument("--output", type=Path, default=REPORT_DIR)
+    args = parser.parse_args(argv)
+    sweep = load_sweep()
+    if args.command == "check":
+        print(f"sweep.yaml: {len(sweep.runs())} runs, ranked by {sweep.metric} ({sweep.direction}).")
+    elif args.command == "local":
+        results = run_locally(sweep, args.jobs)
+        print(table(sweep, results, str(chart(sweep, results, REPORT_DIR)) if results else None))
+        fail_if_any_failed(results)
+    elif args.command == "run":
+        index, total = (int(part) for part in args.shard.split("/"))
+        fail_if_any_failed(run_share(sweep, index, total, args.results, args.push))
+    else:
+        results = read_results(args.results)
+        print(write_report(sweep, results, args.output).read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,119 @@
+import json
+
+import pytest
+import yaml
+
+from {{cookiecutter.package_name}}.config import EVALUATION_DIR, PipelineError
+from {{cookiecutter.package_name}}.evaluate import evaluate
+from {{cookiecutter.package_name}}.prepare import prepare
+from {{cookiecutter.package_name}}.sweep import (
+    METRICS,
+    Sweep,
+    experiment_name,
+    first_error,
+    load_sweep,
+    set_params,
+    table,
+    write_report,
+)
+from {{cookiecutter.package_name}}.train import train
+
+SPEC = {
+    "metric": "roc_auc",
+    "direction": "maximize",
+    "max_runs": 4,
+    "parameters": {"train.random_forest.n_estimators": [10, 20], "train.random_forest.max_depth": [None, 3]},
+}
+
+
+def write_spec(tmp_path, **changes):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **changes}, sort_keys=False))
+    return path
+
+
+def test_every_combination_is_a_run_in_declared_order(tmp_path, params):
+    sweep = load_sweep(write_spec(tmp_path), params)
+    assert sweep.runs() == [
+        {"train.random_forest.n_estimators": 10, "train.random_forest.max_depth": None},
+        {"train.random_forest.n_estimators": 10, "train.random_forest.max_depth": 3},
+        {"train.random_forest.n_estimators": 20, "train.random_forest.max_depth": None},
+        {"train.random_forest.n_estimators": 20, "train.random_forest.max_depth": 3},
+    ]
+    names = [experiment_name(run) for run in sweep.runs()]
+    assert len(set(names)) == 4 and names == [experiment_name(run) for run in sweep.runs()]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"metric": "auc"}, "metric must be one of"),
+        ({"direction": "up"}, "direction must be maximize or minimize"),
+        ({"max_runs": 0}, "max_runs must be a positive integer"),
+        ({"max_runs": 3}, "the sweep has 4 combinations, over max_runs (3)"),
+        ({"parameters": {}}, "parameters must map params.yaml keys"),
+        ({"parameters": {"train.forest.trees": [1]}}, "'train.forest.trees' is not a key of params.yaml"),
+        ({"parameters": {"train": [1]}}, "'train' is a section of params.yaml"),
+        ({"parameters": {"seed": []}}, "'seed' needs a non-empty list of single values"),
+        ({"parameters": {"seed": [[1, 2]]}}, "'seed' needs a non-empty list of single values"),
+    ],
+)
+def test_a_bad_sweep_is_refused_in_one_sentence(tmp_path, params, changes, message):
+    with pytest.raises(PipelineError, match="^" + str(tmp_path / "sweep.yaml")) as refused:
+        load_sweep(write_spec(tmp_path, **changes), params)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_values_reach_dvc_as_yaml():
+    assert set_params({"a.b": None, "c": 0.1, "d": "text", "e": True}) == [
+        "-S", "a.b=null", "-S", "c=0.1", "-S", 'd="text"', "-S", "e=true",
+    ]  # fmt: skip
+
+
+def test_a_stage_error_is_the_reason_given_for_a_failed_run():
+    output = "Running stage 'train':\nerror: params.yaml: train.x must not be negative.\nERROR: failed to reproduce"
+    assert first_error(output) == "error: params.yaml: train.x must not be negative."
+    assert first_error("ERROR: Unable to locate credentials\n") == "ERROR: Unable to locate credentials"
+
+
+def result(name, n, depth, roc_auc=None, error=None, ran=("train",)):
+    params = {"train.random_forest.n_estimators": n, "train.random_forest.max_depth": depth}
+    done = {"name": name, "params": params, "ran": list(ran)}
+    if error:
+        return {**done, "error": error}
+    return {**done, "metrics": {metric: 0.5 for metric in METRICS} | {"roc_auc": roc_auc}}
+
+
+def test_the_table_ranks_runs_shows_varying_values_and_keeps_failed_rows(tmp_path):
+    sweep = Sweep("roc_auc", "maximize", {**SPEC["parameters"], "seed": [0]})
+    results = [
+        result("sweep-a", 10, None, 0.91),
+        result("sweep-b", 20, 3, 0.97, ran=()),
+        result("sweep-c", 10, 3, error="error: params.yaml: bad | value"),
+    ]
+    text = table(sweep, results, "sweep.png")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "`sweep-" in line]
+    assert rows[0].startswith("| 1 | `sweep-b` | `20` | `3` | **0.9700** |")
+    assert rows[1].startswith("| 2 | `sweep-a` | `10` | `null` | **0.9100** |")
+    assert rows[2].startswith("| – | `sweep-c` | `10` | `3` | failed: error: params.yaml: bad \\| value |")
+    assert "| n_estimators | max_depth |" in text and "seed |" not in text  # only what varies
+    assert "Same in every run: `seed=0`" in text
+    assert "1 of 2 successful runs came back from the run-cache" in text
+    assert "dvc exp apply sweep-b" in text and "dvc exp branch sweep-b" in text
+    minimize = table(Sweep("roc_auc", "minimize", SPEC["parameters"]), results, None)
+    assert minimize.index("`sweep-a`") < minimize.index("`sweep-b`")
+
+
+def test_the_report_draws_the_metric_against_the_swept_values(tmp_path):
+    sweep = Sweep("roc_auc", "maximize", SPEC["parameters"])
+    results = [result(f"sweep-{n}{d}", n, d, 0.9 + n / 1000) for n in (10, 20) for d in (None, 3)]
+    report = write_report(sweep, results, tmp_path / "report")
+    assert "![roc_auc of each run](sweep.png)" in report.read_text()
+    assert (tmp_path / "report" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_sweep_knows_every_metric_evaluate_writes(project, params):
+    prepare(params)
+    train(params)
+    evaluate(params)
+    assert set(json.loads((EVALUATION_DIR / "metrics.json").read_text())) == set(METRICS)
