@@ -89,7 +89,9 @@ DEFAULT_TREE = [
     "src/tumour_classifier/prepare.py",
     "src/tumour_classifier/registry.py",
     "src/tumour_classifier/report.py",
+    "src/tumour_classifier/sweep.py",
     "src/tumour_classifier/train.py",
+    "sweep.yaml",
     "tests/__init__.py",
     "tests/conftest.py",
     "tests/test_evaluate.py",
@@ -97,6 +99,7 @@ DEFAULT_TREE = [
     "tests/test_prepare.py",
     "tests/test_registry.py",
     "tests/test_report.py",
+    "tests/test_sweep.py",
     "tests/test_train.py",
 ]
 

@@ -150,6 +150,14 @@ def test_template_repository_ci_file_is_valid():
 
 # The jobs of tag pipelines: tests/test_tag_pipelines.py.
 TAG_JOBS = {"publish": "never", "mirror": "never", "deploy": "never", "withdraw": "never"}
+# The parameter sweep, offered in merge requests (tests/test_sweep.py: the label, forks).
+SWEEP_OFFERED = {
+    "sweep": "manual",
+    "sweep-run: [1/2]": "on_success",
+    "sweep-run: [2/2]": "on_success",
+    "sweep-report": "always",
+    "sweep-comment": "on_success",
+}
 
 
 def test_merge_request_pipeline_runs_every_commit_job(default_project):
@@ -158,6 +166,7 @@ def test_merge_request_pipeline_runs_every_commit_job(default_project):
         "train": "on_success",
         "report": "on_success",
         "comment": "on_success",
+        **SWEEP_OFFERED,
         "register": "never",
         "promote": "never",
         **TAG_JOBS,
@@ -170,6 +179,7 @@ def test_branch_pipeline_tests_and_trains_and_offers_the_registry_on_the_default
         "train": "on_success",
         "report": "never",
         "comment": "never",
+        **{job: "never" for job in SWEEP_OFFERED},
         "register": "manual",
         "promote": "manual",
         **TAG_JOBS,
@@ -271,7 +281,8 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
     cache keyed on requirements.lock, and only one job uploads it."""
     expanded = yaml.safe_load(gitlab_ci_local(default_project, "--preview").stdout)
     caches = {name: job["cache"] for name, job in jobs(expanded, hidden=False).items() if "cache" in job}
-    assert set(caches) == {"test", "train", "report", "register", "promote", "publish", "deploy", "withdraw"}
+    python_jobs = {"test", "train", "report", "register", "promote", "publish", "deploy", "withdraw"}
+    assert set(caches) == python_jobs | {"sweep", "sweep-run", "sweep-report"}
     for name, cache in caches.items():
         for entry in cache if isinstance(cache, list) else [cache]:
             assert entry["key"]["files"] == ["requirements.lock"], name

@@ -36,7 +36,7 @@ def comment_script(project: Path) -> str:
     job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
     assert job["script"][0] == 'skip_unless_report_can_be_posted "$REPORT"'
-    return "\n".join(job["script"][1:]).replace("$REPORT", job["variables"]["REPORT"])
+    return "\n".join(job["script"][1:]).replace('"$REPORT"', job["variables"]["REPORT"])
 
 
 @dataclass

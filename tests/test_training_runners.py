@@ -101,9 +101,10 @@ def test_cml_launches_a_runner_for_a_protected_branch_and_cleans_up_after_the_tr
 
 
 def test_cml_merge_requests_of_unprotected_branches_train_in_the_cloud_only_when_allowed(projects):
-    assert plan(projects["cml"], MERGE_REQUEST) == {  # no machine: no train job, the report says so
+    jobs = plan(projects["cml"], MERGE_REQUEST)
+    assert {name: jobs[name] for name in jobs if not name.startswith("sweep")} == {  # no machine, no train job
         "test": ("on_success", []),
-        "report": ("on_success", ["train"]),
+        "report": ("on_success", ["train"]),  # it says there are no results
         "comment": ("on_success", ["report"]),
     }
     allowed = plan(projects["cml"], scenario(MERGE_REQUEST, **ALL_BRANCHES))
