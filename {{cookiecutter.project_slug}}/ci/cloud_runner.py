@@ -5,9 +5,10 @@ remove-runner jobs:
 
     python3 ci/cloud_runner.py preflight       # one line per missing piece, before anything is paid for
     python3 ci/cloud_runner.py image           # the Ubuntu 22.04 image for TRAIN_CLOUD
-    cml runner launch ... --labels "cml-$CI_PIPELINE_ID" --name "$RUNNER_NAME" --single ...
-    python3 ci/cloud_runner.py wait "$RUNNER_NAME" 10   # online within 10 minutes, then tagged jobs only
-    python3 ci/cloud_runner.py remove          # the runner and its VM, if the train job left them
+    cml runner launch ... --labels "cml-$CI_PIPELINE_ID" --name "$CLOUD_RUNNER_NAME" --single ...
+    python3 ci/cloud_runner.py wait 10         # online within 10 minutes, then tagged jobs only
+    python3 ci/cloud_runner.py record "$CLOUD_RUNNER_NAME"   # after_script: the machine's id, for remove
+    python3 ci/cloud_runner.py remove          # the runners and the machine the pipeline left
 
 CML registers the runner with "run untagged jobs" on, so any untagged job of the project could
 take the paid machine (and, with --single, leave the train job waiting): `wait` turns that off.
@@ -75,6 +76,13 @@ def preflight() -> list[str]:
     if cloud not in CLOUD_CREDENTIALS:
         problems.append(f"TRAIN_CLOUD is {cloud!r}: set it to one of {', '.join(CLOUD_CREDENTIALS)}.")
     missing = [name for name in CLOUD_CREDENTIALS.get(cloud, []) if not os.environ.get(name)]
+    if cloud == "aws" and os.environ.get("AWS_ROLE_ARN") and os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+        missing = []  # OIDC: the machine then deletes itself with TRAIN_CLOUD_PERMISSION_SET's rights
+        if not os.environ.get("TRAIN_CLOUD_PERMISSION_SET"):
+            problems.append(
+                "TRAIN_CLOUD_PERMISSION_SET is not set: with OIDC the machine gets no keys, so it needs an instance "
+                "profile that may terminate it, or it cannot delete itself."
+            )
     if missing:
         problems.append(
             f"{', '.join(missing)} not set: the {cloud} credentials CML launches the machine with; add them as "
@@ -119,13 +127,20 @@ def image() -> None:
     print(os.environ.get("TRAIN_CLOUD_IMAGE") or UBUNTU_2204.get(cloud, ""))
 
 
-def wait(name: str, minutes: float) -> None:
-    """Fail unless the pipeline's runner is online within `minutes`; then it takes tagged jobs only."""
-    gitlab = GitLab()
-    # The machine's id first, for `remove`: a runner that never comes online must not leave its VM.
-    state = json.loads((Path.home() / ".cml" / name / "terraform.tfstate").read_text())
+def record(name: str) -> None:
+    """The machine's id for `remove`, from the terraform state CML leaves (also after a failed launch)."""
+    state_file = Path.home() / ".cml" / name / "terraform.tfstate"
+    if not state_file.exists():
+        say("no machine was created.")
+        return
+    state = json.loads(state_file.read_text())
     [runner] = [resource for resource in state["resources"] if resource["type"] == "iterative_cml_runner"]
     Path("cloud_runner.env").write_text(f"CLOUD_RUNNER_ID={runner['instances'][0]['attributes']['id']}\n")
+
+
+def wait(minutes: float) -> None:
+    """Fail unless the pipeline's runner is online within `minutes`; then it takes tagged jobs only."""
+    gitlab = GitLab()
     deadline = time.monotonic() + minutes * 60
     while True:
         online = [runner for runner in gitlab.pipeline_runners() if runner.get("online")]
@@ -137,7 +152,7 @@ def wait(name: str, minutes: float) -> None:
                 "so the train job will not start; see this job's log above (the VM's set-up), and check the "
                 "cloud console for a machine tagged gitlab_pipeline=" + os.environ["CI_PIPELINE_ID"] + "."
             )
-        time.sleep(POLL_SECONDS)
+        time.sleep(max(0.5, min(POLL_SECONDS, deadline - time.monotonic())))
     for runner in online:
         form = {"run_untagged": "false", "locked": "true"}
         call(gitlab.token, "PUT", f"{gitlab.api}/runners/{runner['id']}", form)
@@ -145,11 +160,10 @@ def wait(name: str, minutes: float) -> None:
 
 
 def remove() -> None:
+    """Unregister the pipeline's runners and delete its machine: both are gone already when the
+    train job ran to its end, and deleting them again changes nothing."""
     gitlab = GitLab()
     left = gitlab.pipeline_runners()
-    if not left:
-        say("the pipeline's runner is gone: it removed itself and its machine after the train job.")
-        return
     for runner in left:
         try:
             call(gitlab.token, "DELETE", f"{gitlab.api}/runners/{runner['id']}")
@@ -158,14 +172,17 @@ def remove() -> None:
                 raise
         say(f"unregistered runner {runner['id']} ({runner.get('description')}).")
     machine = os.environ.get("CLOUD_RUNNER_ID", "")
+    if not machine and not left:
+        say("nothing to remove: no machine was created, and no runner of this pipeline is registered.")
+        return
     if not machine:
         raise Fail(
             "the launch job recorded no machine id, so its VM may still run: find it in the cloud console by the "
             f"tag gitlab_pipeline={os.environ['CI_PIPELINE_ID']} and delete it."
         )
-    command = ["leo", "destroy-runner", "--cloud", os.environ["TRAIN_CLOUD"], machine]
-    if os.environ.get("TRAIN_CLOUD_REGION"):
-        command[3:3] = ["--region", os.environ["TRAIN_CLOUD_REGION"]]
+    region = os.environ.get("TRAIN_CLOUD_REGION")
+    command = ["leo", "destroy-runner", "--cloud", os.environ["TRAIN_CLOUD"], *(["--region", region] if region else [])]
+    command.append(machine)
     destroyed = subprocess.run(command, capture_output=True, text=True)
     if destroyed.returncode != 0:
         reason = (destroyed.stderr or destroyed.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -177,9 +194,10 @@ def remove() -> None:
 
 
 def main(argv: list[str]) -> int:
-    commands = {"preflight": 0, "image": 0, "wait": 2, "remove": 0}
+    commands = {"preflight": 0, "image": 0, "wait": 1, "record": 1, "remove": 0}
     if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
-        print("usage: python3 ci/cloud_runner.py preflight | image | wait NAME MINUTES | remove", file=sys.stderr)
+        usage = "preflight | image | wait MINUTES | record NAME | remove"
+        print(f"usage: python3 ci/cloud_runner.py {usage}", file=sys.stderr)
         return 2
     try:
         if argv[0] == "preflight":
@@ -190,7 +208,9 @@ def main(argv: list[str]) -> int:
         elif argv[0] == "image":
             image()
         elif argv[0] == "wait":
-            wait(argv[1], float(argv[2]))
+            wait(float(argv[1]))
+        elif argv[0] == "record":
+            record(argv[1])
         else:
             remove()
     except (Fail, ApiError) as error:

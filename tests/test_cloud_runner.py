@@ -1,0 +1,149 @@
+"""`training_runner=cml`: the launch job's checks, its bounded wait and the clean-up, against the
+loopback GitLab API double and the strict CML 0.20.6 and leo stand-ins (harness/stand_ins).
+
+No cloud machine boots here: the CML stand-in plays the machine's part as far as GitLab can see
+it (a runner registered with CML's settings, then online). What only a real cloud account would
+show (terraform talking to AWS, the VM's set-up under systemd) is not tested here.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.gitlab import BOT, PROJECT_ID, PROJECT_PATH, STAND_INS, TOKEN, LocalGitLab
+from harness.gitlab_api import GitLabApi
+from harness.project import bake_defaults, commit_first_model, run
+from harness.s3 import s3_env
+
+MAINTAINER = {**BOT, "access_level": 40}
+PIPELINE = "1000"
+OIDC = {"AWS_ROLE_ARN": "arn:aws:iam::1:role/ci", "AWS_WEB_IDENTITY_TOKEN_FILE": "/token"}
+AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return bake_defaults(tmp_path_factory.mktemp("cml"), "training_runner=cml")
+
+
+def cloud_runner(project: Path, api: GitLabApi | None, *args: str, **variables: str):
+    """`python3 ci/cloud_runner.py ARGS` as the CML image's jobs run it."""
+    env = {"PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}", "HOME": variables.pop("HOME", str(project))}
+    if api is not None:
+        env.update(CI_API_V4_URL=api.api_url, CI_PROJECT_ID=PROJECT_ID, REPO_TOKEN=TOKEN)
+    env.update({"CI_PIPELINE_ID": PIPELINE, "TRAIN_CLOUD": "aws", **variables})
+    command = [sys.executable, "ci/cloud_runner.py", *args]
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+
+
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+
+
+@pytest.mark.parametrize(
+    ("user", "variables", "expected"),
+    [
+        (MAINTAINER, AWS, []),
+        (MAINTAINER, {"TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}, ["AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY not set"]),
+        (MAINTAINER, {**AWS, "TRAIN_CLOUD": "gcp"}, ["GOOGLE_APPLICATION_CREDENTIALS_DATA not set"]),
+        (MAINTAINER, {**AWS, "TRAIN_CLOUD": "openstack"}, ["TRAIN_CLOUD is 'openstack'"]),
+        (MAINTAINER, {**AWS, "TRAIN_CLOUD_AWS_SECURITY_GROUP": ""}, ["TRAIN_CLOUD_AWS_SECURITY_GROUP is not set"]),
+        (BOT, AWS, ["REPO_TOKEN's user is not a Maintainer"]),
+        ({**MAINTAINER, "scopes": ["read_api", "write_repository"]}, AWS, ["REPO_TOKEN has the scopes read_api"]),
+        (
+            BOT,
+            {**OIDC, "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg"},
+            ["TRAIN_CLOUD_PERMISSION_SET is not set", "not a Maintainer"],
+        ),
+    ],
+    ids=["ready", "no-keys", "gcp-no-keys", "unknown-cloud", "no-security-group", "developer", "no-api-scope", "oidc"],
+)
+def test_preflight_names_each_missing_piece_in_one_line(project, user, variables, expected):
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: user}) as api:
+        result = cloud_runner(project, api, "preflight", **variables)
+    errors = error_lines(result)
+    assert result.returncode == (1 if expected else 0), result.stderr
+    assert len(errors) == len(expected) and all(part in line for part, line in zip(expected, errors, strict=True))
+
+
+def test_preflight_says_when_gitlab_cannot_be_reached(project, closed_port):
+    env = {"CI_API_V4_URL": f"http://127.0.0.1:{closed_port}/api/v4", "CI_PROJECT_ID": PROJECT_ID, "REPO_TOKEN": TOKEN}
+    result = cloud_runner(project, None, "preflight", **AWS, **env)
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: cannot reach the GitLab API at http://127.0.0.1:{closed_port}/api/v4: [Errno 111] Connection refused; "
+        "check the runner's network and retry."
+    ]
+
+
+def test_a_runner_that_never_comes_online_fails_the_launch_within_the_bound(project):
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
+        api.add_runner(f"cml-{PIPELINE}-9", [f"cml-{PIPELINE}"], status="never_contacted")
+        result = cloud_runner(project, api, "wait", "0.02")  # about a second
+    assert result.returncode == 1
+    assert error_lines(result) == [
+        f"error: the cloud runner cml-{PIPELINE} did not come online within 0.02 minutes, so the train job will not "
+        "start; see this job's log above (the VM's set-up), and check the cloud console for a machine tagged "
+        f"gitlab_pipeline={PIPELINE}."
+    ]
+
+
+def test_remove_with_nothing_launched_says_so(project, tmp_path):
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
+        recorded = cloud_runner(project, api, "record", "cml-never", HOME=str(tmp_path))
+        removed = cloud_runner(project, api, "remove")
+    assert recorded.returncode == 0 and not (project / "cloud_runner.env").exists()
+    assert removed.returncode == 0 and "nothing to remove" in removed.stderr
+
+
+# --- The jobs, run by gitlab-ci-local -----------------------------------------------------------
+
+
+@pytest.fixture
+def gitlab(bake, jobs_venv, s3_endpoint, tmp_path):
+    """A cml project whose main branch breaks training (a negative n_estimators)."""
+    bucket = f"cml-{uuid.uuid4().hex[:12]}"
+    project = bake(s3_bucket=bucket, training_runner="cml")
+    env = s3_env(project, s3_endpoint, bucket)
+    commit_first_model(project, env)
+    run(["dvc", "push", "--quiet"], project, env)
+    params = project / "params.yaml"
+    params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: -1"))
+    run(["git", "commit", "--quiet", "-am", "Break training"], project, env)
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
+        yield LocalGitLab(project, jobs_venv, s3_endpoint, api)
+
+
+@pytest.mark.slow
+def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
+    leo_log = tmp_path / "leo-calls.jsonl"
+    variables = {
+        "CI_COMMIT_REF_PROTECTED": "true",
+        "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-0123",
+        "HOME": str(tmp_path / "home"),
+        "LEO_STAND_IN_LOG": str(leo_log),
+    }
+    result = gitlab.pipeline("launch-runner", "train", "remove-runner", variables=variables)
+    assert result.returncode != 0  # the train job failed
+    assert "train.random_forest.n_estimators must not be negative" in result.job_log("train")
+
+    [launch] = [call for call in gitlab.cml_calls() if call["argv"][:2] == ["runner", "launch"]]
+    assert launch["outcome"] == "launched"
+    assert launch["startup_script"] == (gitlab.project / "ci" / "vm-startup.sh").read_text()
+    options = launch["options"]
+    assert options["labels"] == f"cml-{PIPELINE}" and options["single"] is True
+    assert options["cloud-image"] == "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
+    # The launch job took "run untagged jobs" away from the new runner ...
+    [locked] = gitlab.api.requests_to("PUT", r"/runners/\d+$")
+    assert locked.form["run_untagged"] == "false"
+    # ... and the clean-up unregistered it and deleted its machine (the id CML's state recorded).
+    assert not [runner for runner in gitlab.api.runners() if f"cml-{PIPELINE}" in runner["tag_list"]]
+    [destroyed] = [json.loads(line) for line in leo_log.read_text().splitlines()]
+    assert destroyed["identifier"] == launch["tpi_id"]
+    assert (destroyed["cloud"], destroyed["region"]) == ("aws", "us-east")
+    assert "destroyed the machine" in result.job_log("remove-runner")
