@@ -203,3 +203,21 @@ def test_a_failed_run_is_a_row_and_the_others_stand(gitlab):
     assert table["50"][0] == "1" and table["-1"][0] == "–"
     assert table["-1"][3].startswith("failed: error: params.yaml: train.random_forest.n_estimators must not be")
     assert set(experiment_refs(gitlab)) == {table["50"][1]}  # the failed run made no experiment
+
+
+@pytest.mark.slow
+def test_the_local_command_runs_the_sweep_through_dvcs_queue_and_prints_the_table(bake, s3_endpoint):
+    project = bake(s3_bucket=f"local-{uuid.uuid4().hex[:12]}")
+    env = s3_env(project, s3_endpoint, f"local-{uuid.uuid4().hex[:12]}")
+    commit_first_model(project, env)
+    spec = yaml.safe_load((project / "sweep.yaml").read_text())
+    spec["parameters"] = {"train.random_forest.n_estimators": [20, -1]}
+    (project / "sweep.yaml").write_text(yaml.safe_dump(spec))
+    local = run(["python", "-m", "tumour_classifier.sweep", "local", "--jobs", "2"], project, env, check=False)
+    assert local.returncode == 1 and "error: 1 of 2 sweep runs failed" in local.stderr
+    lines = [line for line in local.stdout.splitlines() if ROW.match(line)]
+    cells = [[cell.strip().strip("`") for cell in line.strip("|").split(" | ")] for line in lines]
+    assert [(row[0], row[2]) for row in cells] == [("1", "20"), ("–", "-1")]
+    assert cells[-1][3].startswith("failed: error: params.yaml: train.random_forest.n_estimators must not be")
+    queued = run(["dvc", "exp", "list", "--name-only"], project, env).stdout.split()
+    assert cells[0][1] in queued  # the run is an experiment, to apply or push
