@@ -100,6 +100,18 @@ def commit_first_model(project: Path, env: dict, message: str = "Train the first
     run(["git", "commit", "--quiet", "-m", message], project, env)
 
 
+def branch_with_trees(project: Path, branch: str, trees: int) -> None:
+    """A branch off main that changes only the number of trees, committed without `dvc repro`:
+    its pipeline's train job reproduces (dvc.lock stays main's, a stale one)."""
+    env = project_env(project)
+    run(["git", "checkout", "--quiet", "-b", branch, "main"], project, env)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["random_forest"]["n_estimators"] = trees
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "--quiet", "-am", f"Try {trees} trees"], project, env)
+    run(["git", "checkout", "--quiet", "main"], project, env)
+
+
 def pre_gen_hook() -> ModuleType:
     """hooks/pre_gen_project.py as a module: its rules, without baking (its template syntax sits
     inside `if __name__ == "__main__"`)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.gitlab import create_jobs_venv
-from harness.project import TEMPLATE
+from harness.project import TEMPLATE, bake_defaults, branch_with_trees, commit_first_model, project_env
 from harness.s3 import LocalS3
 
 
@@ -34,6 +34,18 @@ def s3_endpoint():
 def jobs_venv(tmp_path_factory):
     """The CI jobs' environment, built once from the template's requirements.lock (as every bake's)."""
     return create_jobs_venv(TEMPLATE / "{{cookiecutter.project_slug}}", tmp_path_factory.mktemp("jobs") / "venv")
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory):
+    """The defaults baked, with main's first model committed, and branches `trees-20` and
+    `trees-30` that change only the number of trees, committed without `dvc repro` (their train
+    jobs reproduce). Nothing in S3 yet. Tests clone it or push from it, never change it."""
+    project = bake_defaults(tmp_path_factory.mktemp("trained"))
+    commit_first_model(project, project_env(project))
+    for trees in (20, 30):
+        branch_with_trees(project, f"trees-{trees}", trees)
+    return project
 
 
 @pytest.fixture

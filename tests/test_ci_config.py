@@ -156,7 +156,7 @@ SWEEP_OFFERED = {
     "sweep-run: [1/2]": "on_success",
     "sweep-run: [2/2]": "on_success",
     "sweep-report": "always",
-    "sweep-comment": "on_success",
+    "sweep-comment": "always",
 }
 
 

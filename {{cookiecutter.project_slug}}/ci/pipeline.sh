@@ -103,10 +103,50 @@ prepare_remote() {
       skip "The remote does not allow anonymous reads, so training is skipped (the tests ran). A maintainer can run this merge request's pipeline in the target project, with its variables."
     fi
     echo "$pulled" >&2
-    local remote
-    remote=$(dvc remote default)
-    fail "cannot read the DVC remote '$remote' ($(dvc config "remote.$remote.url")): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
+    describe_remote
+    if refused "$pulled"; then
+      fail "cannot read the DVC remote '$REMOTE' ($REMOTE_URL): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows s3:ListBucket on $BUCKET_ARN and s3:GetObject (and s3:PutObject) on $OBJECTS_ARN (README, 'The S3 remote')."
+    fi
+    fail "cannot read the DVC remote '$REMOTE' ($REMOTE_URL): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
   fi
+}
+
+# For messages: REMOTE, REMOTE_URL, and the ARNs of the README's policy (README, 'The S3 remote').
+describe_remote() {
+  REMOTE=$(dvc remote default)
+  REMOTE_URL=$(dvc config "remote.$REMOTE.url")
+  local path="${REMOTE_URL#s3://}"
+  path="${path%/}"
+  BUCKET_ARN="arn:aws:s3:::${path%%/*}" OBJECTS_ARN="arn:aws:s3:::$path/*"
+}
+
+# Whether DVC's output $1 says S3 refused the key (403: AccessDenied, or a bare Forbidden for HEAD).
+refused() {
+  grep -qE "AccessDenied|Forbidden|InvalidAccessKeyId|SignatureDoesNotMatch" <<<"$1"
+}
+
+# A `dvc push` ("$@") tried up to three times, 5 and 10 s apart; each attempt sends only what the
+# remote lacks (S3 keeps no half-written object). DVC exits 0 when a run-cache entry failed to
+# upload, so its ERROR lines count as a failure too. The train job pushes the outputs before the
+# run-cache: DVC's own `dvc push --run-cache` sends the entries first, and cut short (a dropped
+# connection, a cancelled job) leaves entries naming outputs the remote does not hold.
+retry_push() {
+  local attempt output
+  for attempt in 1 2 3; do
+    if output=$(AWS_RETRY_MODE=standard AWS_MAX_ATTEMPTS=3 "$@" 2>&1) && ! grep -q "^ERROR" <<<"$output"; then
+      echo "$output"
+      return
+    fi
+    if refused "$output"; then break; fi
+    echo "'$*', attempt $attempt of 3: $(grep -m1 "^ERROR" <<<"$output")"
+    if [ "$attempt" -lt 3 ]; then sleep $((5 * attempt)); fi # a network blip may pass meanwhile
+  done
+  echo "$output" >&2
+  describe_remote
+  if refused "$output"; then
+    fail "'$*' was refused by the DVC remote '$REMOTE' ($REMOTE_URL): the CI key needs s3:PutObject on $OBJECTS_ARN, besides s3:GetObject there and s3:ListBucket on $BUCKET_ARN (README, 'The S3 remote')."
+  fi
+  fail "'$*' failed 3 times against the DVC remote '$REMOTE' ($REMOTE_URL) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
 }
 
 # The CI's endpoint override (a committed endpointurl would win over AWS_ENDPOINT_URL_S3; the local
