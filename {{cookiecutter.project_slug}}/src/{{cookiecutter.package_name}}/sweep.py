@@ -16,6 +16,7 @@ import itertools
 import json
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,13 +125,24 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
         result = {"name": name, "params": run, "ran": RAN_STAGE.findall(finished.stdout + finished.stderr)}
         if finished.returncode == 0:
             result["metrics"] = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
-            if push and subprocess.run(["dvc", "push", "--quiet", "--run-cache"]).returncode != 0:
-                raise PipelineError(f"could not push the results of {name} to the DVC remote (DVC's error is above).")
+            if push:
+                push_results(name)
         else:
             result["error"] = first_error(finished.stdout + finished.stderr)
         (results / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         done.append(result)
     return done
+
+
+def push_results(name: str) -> None:
+    """The run's outputs, then the run-cache entries naming them: `dvc push --run-cache` uploads
+    the entries first, so a push cut short would leave entries whose outputs are missing. DVC
+    logs a failed run-cache upload but exits 0, hence the look at its output."""
+    for command in (["dvc", "push"], ["dvc", "push", "--run-cache"]):
+        pushed = subprocess.run(command, capture_output=True, text=True)
+        if pushed.returncode != 0 or "ERROR" in pushed.stderr:
+            print(pushed.stdout + pushed.stderr, file=sys.stderr, flush=True)
+            raise PipelineError(f"could not push the results of {name} to the DVC remote (DVC's answer is above).")
 
 
 def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
