@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from report_note import ApiError, Fail, call
+from report_note import ApiError, Fail, call, run
 
 # Credentials the terraform provider behind CML reads for each cloud (they also reach the VM).
 CLOUD_CREDENTIALS = {
@@ -193,30 +193,26 @@ def remove() -> None:
     say(f"destroyed the machine {machine}.")
 
 
+def check() -> None:
+    problems = preflight()
+    if problems:
+        raise Fail("\n".join(problems))
+
+
 def main(argv: list[str]) -> int:
-    commands = {"preflight": 0, "image": 0, "wait": 1, "record": 1, "remove": 0}
-    if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]]:
+    commands = {
+        "preflight": check,
+        "image": image,
+        "wait": lambda minutes: wait(float(minutes)),
+        "record": record,
+        "remove": remove,
+    }
+    arguments = {"wait": 1, "record": 1}
+    if not argv or argv[0] not in commands or len(argv) - 1 != arguments.get(argv[0], 0):
         usage = "preflight | image | wait MINUTES | record NAME | remove"
         print(f"usage: python3 ci/cloud_runner.py {usage}", file=sys.stderr)
         return 2
-    try:
-        if argv[0] == "preflight":
-            problems = preflight()
-            for problem in problems:
-                print(f"error: {problem}", file=sys.stderr)
-            return 1 if problems else 0
-        elif argv[0] == "image":
-            image()
-        elif argv[0] == "wait":
-            wait(float(argv[1]))
-        elif argv[0] == "record":
-            record(argv[1])
-        else:
-            remove()
-    except (Fail, ApiError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run(lambda: commands[argv[0]](*argv[1:]))
 
 
 if __name__ == "__main__":

@@ -194,19 +194,21 @@ def timestamp(value: str | None) -> float:
         return 0.0
 
 
+def run(action) -> int:
+    """0, or 1 after one `error:` line on stderr (each line of a Fail's message is one problem)."""
+    try:
+        action()
+    except (Fail, ApiError) as error:
+        print("\n".join(f"error: {line}" for line in str(error).splitlines()), file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 1 or argv[0] not in ("before", "after"):
         print("usage: python3 ci/report_note.py before|after", file=sys.stderr)
         return 2
-    try:
-        if argv[0] == "before":
-            print(before())
-        else:
-            after()
-    except (Fail, ApiError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run(lambda: print(before()) if argv[0] == "before" else after())
 
 
 if __name__ == "__main__":
