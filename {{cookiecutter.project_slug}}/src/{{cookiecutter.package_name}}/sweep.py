@@ -112,8 +112,8 @@ def first_error(output: str) -> str:
 
 def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = False) -> list[dict]:
     """Run every `total`-th combination from the `index`-th (1-based), each as a DVC experiment;
-    with `push`, each run's outputs and run-cache go to the remote as soon as it ends (`dvc exp
-    push` would send every experiment's, but through its own git client, not the job's git)."""
+    with `push`, each run's outputs and run-cache go to the remote as soon as it ends (the
+    experiment refs go to GitLab afterwards, with git: ci/pipeline.sh, push_experiment_refs)."""
     results.mkdir(parents=True, exist_ok=True)
     done = []
     for run in sweep.runs()[index - 1 :: total]:
@@ -198,7 +198,10 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
     header = ["#", "experiment", *(names[key] for key in varying), f"**{sweep.metric}**", *others]
     lines = [f"## Parameter sweep: {len(results)} runs, best {sweep.metric} first ({sweep.direction})", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    values = lambda result: [f"`{json.dumps(result['params'][key])}`" for key in varying]  # noqa: E731
+
+    def values(result: dict) -> list[str]:
+        return [f"`{json.dumps(result['params'][key])}`" for key in varying]
+
     for rank, result in enumerate(good, 1):
         metrics = result["metrics"]
         scores = [f"**{metrics[sweep.metric]:.4f}**", *(f"{metrics[metric]:.4f}" for metric in others)]
