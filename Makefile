@@ -35,6 +35,7 @@ instance: $(VENV)/.installed
 bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.pipeline
 	$(BIN)/python -m benchmarks.ci_pipeline
+	$(BIN)/python -m benchmarks.data_size
 
 # uv installs the locked stack in seconds where pip takes over a minute. Bytecode is compiled at
 # install time because every pipeline stage is a new process that imports scikit-learn, pandas

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from harness.project import VENV_BIN, bake_cli, baked_project
 
-
 BAKES = [(), ("training_runner=cml",)]
 
 
