@@ -2,6 +2,7 @@
 
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -110,6 +111,37 @@ def branch_with_trees(project: Path, branch: str, trees: int) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "commit", "--quiet", "-am", f"Try {trees} trees"], project, env)
     run(["git", "checkout", "--quiet", "main"], project, env)
+
+
+def package_name(project: Path) -> str:
+    return json.loads((project / ".cookiecutter.json").read_text())["package_name"]
+
+
+def build_report(project: Path, base: str, env: dict | None = None) -> Path:
+    """The merge-request report against `base`, with the report job's commands: report/report.md."""
+    output = project / "report"
+    output.mkdir(exist_ok=True)
+    params = run(["dvc", "params", "diff", base, "--md", "--no-path"], project, env).stdout
+    (output / "params.md").write_text(params)
+    metrics = run(["dvc", "metrics", "diff", base, "--all", "--md", "--no-path", "--precision", "4"], project, env)
+    (output / "metrics.md").write_text(metrics.stdout)
+    run(["python", "-m", f"{package_name(project)}.report", "--base", base, "--output", "report"], project, env)
+    return output / "report.md"
+
+
+def use_generated_data(project: Path, rows: int, features: int = 20, seed: int = 0) -> Path:
+    """Replace the project's raw data by a generated classification CSV (binary, `features` numeric
+    columns, the label in `target`), as a team bringing its own data would, and `dvc add` it."""
+    # Imported here: most users of this module never need them, and scikit-learn takes a second.
+    from pyarrow import Table, csv
+    from sklearn.datasets import make_classification
+
+    values, labels = make_classification(rows, features, n_informative=features // 2, random_state=seed)
+    table = Table.from_pydict({**{f"x{i}": values[:, i] for i in range(features)}, "target": labels})
+    raw = project / "data/raw/dataset.csv"
+    csv.write_csv(table, raw, csv.WriteOptions(quoting_style="none"))
+    run(["dvc", "add", "--quiet", "data/raw/dataset.csv"], project)
+    return raw
 
 
 def pre_gen_hook() -> ModuleType:

@@ -62,6 +62,7 @@ DEFAULT_TREE = [
     ".cookiecutter.json",
     ".dvc/.gitignore",
     ".dvc/config",
+    ".dvc/plots/confusion_counts.json",
     ".dvcignore",
     ".gitignore",
     ".gitlab-ci.yml",

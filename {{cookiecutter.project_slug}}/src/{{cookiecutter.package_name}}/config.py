@@ -15,8 +15,9 @@ import yaml
 PARAMS_FILE = Path("params.yaml")
 RAW_DATA = Path("data/raw/dataset.csv")
 PREPARED_DIR = Path("data/prepared")
-TRAIN_DATA = PREPARED_DIR / "train.csv"
-TEST_DATA = PREPARED_DIR / "test.csv"
+# Parquet, not CSV: train and evaluate read typed columns back instead of parsing text again.
+TRAIN_DATA = PREPARED_DIR / "train.parquet"
+TEST_DATA = PREPARED_DIR / "test.parquet"
 MODEL_FILE = Path("models/model.skops")
 EVALUATION_DIR = Path("reports/evaluation")
 
@@ -55,14 +56,14 @@ def seed(params: dict) -> int:
 
 
 def read_features(path: Path, target: str) -> tuple[pd.DataFrame, pd.Series]:
-    """Split a prepared CSV into the feature table and the label column."""
-    frame = pd.read_csv(path)
+    """Split a prepared file into the feature table and the label column."""
+    frame = pd.read_parquet(path)
     return frame.drop(columns=[target]), frame[target]
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(path, index=False, lineterminator="\n")
+    frame.to_parquet(path, index=False)
 
 
 def run_main(main: Callable[[], None]) -> None:

@@ -73,17 +73,23 @@ def curve_chart(kind: str, sides: dict[str, dict], output: Path) -> Path | None:
     return path
 
 
+def confusion_counts(pairs: list[dict]) -> tuple[list[str], np.ndarray]:
+    """The classes and the matrix (rows actual, columns predicted) of a confusion_matrix.json:
+    one entry per (actual, predicted) pair with its count, or, as older files have it, per test row."""
+    classes = sorted({p["actual"] for p in pairs} | {p["predicted"] for p in pairs}, key=_numeric_first)
+    index = {c: i for i, c in enumerate(classes)}
+    counts = np.zeros((len(classes), len(classes)), dtype=int)
+    for p in pairs:
+        counts[index[p["actual"]], index[p["predicted"]]] += p.get("count", 1)
+    return classes, counts
+
+
 def confusion_chart(sides: dict[str, dict], output: Path) -> Path | None:
-    matrices = {}
-    for label, plots in sides.items():
-        pairs = plots.get("confusion_matrix")
-        if pairs:
-            classes = sorted({p["actual"] for p in pairs} | {p["predicted"] for p in pairs}, key=_numeric_first)
-            index = {c: i for i, c in enumerate(classes)}
-            counts = np.zeros((len(classes), len(classes)), dtype=int)
-            for p in pairs:
-                counts[index[p["actual"]], index[p["predicted"]]] += 1
-            matrices[label] = (classes, counts)
+    matrices = {
+        label: confusion_counts(plots["confusion_matrix"])
+        for label, plots in sides.items()
+        if plots.get("confusion_matrix")
+    }
     if not matrices:
         return None
     fig, axes = plt.subplots(1, len(matrices), figsize=(4.5 * len(matrices), 4.2), layout="constrained", squeeze=False)

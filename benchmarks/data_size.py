@@ -1,0 +1,250 @@
+"""What does the pipeline cost on a team's own, larger data, against training alone?
+
+Bakes the default project, commits its first model (the bundled data: the report's base), then
+for each size (10,000, 100,000 and 1,000,000 rows x 20 numeric features, generated) replaces the
+raw data, sets `train.estimator: hist_gradient_boosting` and times, N runs each (3 by default),
+from an empty run-cache and no outputs:
+  - a cold `dvc repro`: wall time and peak RSS (the largest of DVC and its stages);
+  - the stages one by one (`dvc repro --single-item STAGE`): wall time and peak RSS of each;
+  - the training fit alone (`fit` on the prepared training set, timed inside one process);
+  - the merge-request report against the base (`dvc params diff`, `dvc metrics diff`, `report`).
+Whole and one-by-one runs alternate, whole first in odd runs, so drift in the machine's load hits
+both. Targets at 1,000,000 rows: `dvc repro` at most 2x the fit, peak RSS under 1.5 GB, every
+plot file under 1 MB, the report under 10 s.
+
+    .venv/bin/python -m benchmarks.data_size [--runs N] [--rows 10000 100000 1000000]
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from benchmarks.measure import Results, comparison_table
+from harness.project import (
+    CommandFailed,
+    bake_defaults,
+    build_report,
+    commit_first_model,
+    package_name,
+    project_env,
+    ran_stages,
+    run,
+    use_generated_data,
+)
+
+STAGES = ["prepare", "train", "evaluate"]
+OUTPUTS = ["data/prepared", "models/model.skops", "reports/evaluation/metrics.json", "reports/evaluation/plots"]
+PLOTS = Path("reports/evaluation/plots/sklearn")
+SIZES = [10_000, 100_000, 1_000_000]
+RATIO_TARGET, RSS_TARGET_MB, PLOT_TARGET_KB, REPORT_TARGET_S = 2.0, 1500, 1000, 10.0
+REPRO, FIT, REPORT = "cold `dvc repro`", "fit alone", "report"
+
+FIT_ALONE = """
+import time
+import pandas as pd
+from {package}.config import TRAIN_DATA, load_params, param
+from {package}.train import build_estimator
+
+params = load_params()
+frame = pd.read_parquet(TRAIN_DATA)
+target = param(params, "data.target")
+model = build_estimator(params)
+start = time.perf_counter()
+model.fit(frame.drop(columns=[target]), frame[target])
+print(time.perf_counter() - start)
+"""
+
+
+def measured(args: list[str], project: Path, env: dict) -> tuple[float, float, str]:
+    """Run a command: its wall seconds, the peak RSS in MB of it and every process it waited for,
+    and its output. wait4 reports the largest RSS in the command's process tree."""
+    with tempfile.TemporaryFile("w+") as output:
+        start = time.perf_counter()
+        process = subprocess.Popen(args, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        output.seek(0)
+        text = output.read()
+    if process.returncode != 0:
+        raise CommandFailed(f"{' '.join(args)} exited {process.returncode}\n{text}")
+    return seconds, usage.ru_maxrss / 1024, text
+
+
+class Samples:
+    """Seconds and peak MB of each (rows, measurement), in the order first taken."""
+
+    def __init__(self):
+        self.values: dict[tuple[int, str], list[tuple[float, float]]] = {}
+
+    def add(self, rows: int, name: str, seconds: float, peak_mb: float = 0.0) -> None:
+        self.values.setdefault((rows, name), []).append((seconds, peak_mb))
+
+    def seconds(self, rows: int, name: str) -> float:
+        return statistics.median(s for s, _ in self.values[rows, name])
+
+    def peak(self, rows: int, name: str) -> float:
+        return statistics.median(mb for _, mb in self.values[rows, name])
+
+    def table(self) -> str:
+        lines = [
+            "| rows | measurement | median (s) | min (s) | max (s) | peak RSS, median (MB) | runs |",
+            "|---:|---|---:|---:|---:|---:|---:|",
+        ]
+        for (rows, name), samples in self.values.items():
+            seconds = [s for s, _ in samples]
+            peak = f"{self.peak(rows, name):.0f}" if name not in (FIT, REPORT) else "–"
+            lines.append(
+                f"| {rows:,} | {name} | {self.seconds(rows, name):.2f} | {min(seconds):.2f} | {max(seconds):.2f} "
+                f"| {peak} | {len(samples)} |"
+            )
+        return "\n".join(lines)
+
+
+class Project:
+    """The baked project, its base commit, and the commands each measurement runs in it."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.env = project_env(path)
+        self.package = package_name(path)
+        commit_first_model(path, self.env)  # the base the report compares with
+        self.base_cache = cached_files(path)
+
+    def use_rows(self, rows: int) -> None:
+        self.forget_results()
+        use_generated_data(self.path, rows)
+        params_file = self.path / "params.yaml"
+        params = yaml.safe_load(params_file.read_text())
+        params["train"]["estimator"] = "hist_gradient_boosting"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+        self.data_cache = cached_files(self.path)
+
+    def forget_results(self) -> None:
+        """No outputs, no dvc.lock in the workspace, no run-cache, nothing cached since the data."""
+        for output in OUTPUTS:
+            path = self.path / output
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        (self.path / "dvc.lock").unlink(missing_ok=True)
+        shutil.rmtree(self.path / ".dvc" / "cache" / "runs", ignore_errors=True)
+        kept = getattr(self, "data_cache", self.base_cache)
+        for path in cached_files(self.path) - kept:
+            path.unlink()
+
+    def repro(self, *args: str) -> tuple[float, float]:
+        seconds, peak, output = measured(["dvc", "repro", *args], self.path, self.env)
+        expected = [args[-1]] if args else STAGES
+        if ran_stages(output) != expected:
+            raise CommandFailed(f"dvc repro {' '.join(args)} should have run {expected}\n{output}")
+        return seconds, peak
+
+    def fit_alone(self) -> float:
+        _, _, output = measured(["python", "-c", FIT_ALONE.format(package=self.package)], self.path, self.env)
+        return float(output.strip().splitlines()[-1])
+
+    def report(self) -> float:
+        start = time.perf_counter()
+        build_report(self.path, "HEAD", self.env)
+        return time.perf_counter() - start
+
+    def largest_plot_kb(self) -> float:
+        return max(path.stat().st_size for path in (self.path / PLOTS).glob("*.json")) / 1024
+
+
+def cached_files(project: Path) -> set[Path]:
+    return {path for path in (project / ".dvc" / "cache").rglob("*") if path.is_file()}
+
+
+def measure_once(project: Project, samples: Samples, rows: int, number: int) -> None:
+    def whole() -> None:
+        project.forget_results()
+        samples.add(rows, REPRO, *project.repro())
+        samples.add(rows, FIT, project.fit_alone())
+        samples.add(rows, REPORT, project.report())
+
+    def one_by_one() -> None:
+        project.forget_results()
+        for stage in STAGES:
+            samples.add(rows, f"`{stage}`", *project.repro("--single-item", stage))
+
+    for measure in (whole, one_by_one) if number % 2 else (one_by_one, whole):
+        measure()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
+    parser.add_argument("--rows", type=int, nargs="+", default=SIZES, help="dataset sizes (10000 100000 1000000)")
+    args = parser.parse_args()
+    results, samples, plot_kb = Results(__spec__.name), Samples(), {}
+    with tempfile.TemporaryDirectory(prefix="bench-data-size-") as workdir:
+        project = Project(bake_defaults(Path(workdir)))
+        for rows in args.rows:
+            print(f"{rows:,} rows: generating ...", file=sys.stderr)
+            project.use_rows(rows)
+            project.repro()  # untimed: the OS file cache, the project's bytecode
+            for number in range(1, args.runs + 1):
+                print(f"{rows:,} rows: run {number}/{args.runs} ...", file=sys.stderr)
+                measure_once(project, samples, rows, number)
+            plot_kb[rows] = project.largest_plot_kb()
+        dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
+
+    summary = [
+        "| rows | `dvc repro` / fit | peak RSS, largest stage (MB) | largest plot file (KB) | report (s) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for rows in args.rows:
+        ratio = samples.seconds(rows, REPRO) / samples.seconds(rows, FIT)
+        peak = max(samples.peak(rows, f"`{stage}`") for stage in STAGES)
+        summary.append(
+            f"| {rows:,} | {ratio:.2f} | {peak:.0f} | {plot_kb[rows]:.1f} | {samples.seconds(rows, REPORT):.2f} |"
+        )
+    largest = max(args.rows)
+    ratio = samples.seconds(largest, REPRO) / samples.seconds(largest, FIT)
+    peak = max(samples.peak(largest, name) for name in [REPRO, *(f"`{stage}`" for stage in STAGES)])
+    report_seconds = samples.seconds(largest, REPORT)
+    comparisons = comparison_table(
+        [
+            (f"{largest:,} rows: `dvc repro` / fit", f"{ratio:.2f}", f"≤ {RATIO_TARGET}", ratio <= RATIO_TARGET),
+            (f"{largest:,} rows: peak RSS", f"{peak:.0f} MB", f"< {RSS_TARGET_MB} MB", peak < RSS_TARGET_MB),
+            (
+                f"{largest:,} rows: largest plot file",
+                f"{plot_kb[largest]:.1f} KB",
+                f"< {PLOT_TARGET_KB} KB",
+                plot_kb[largest] < PLOT_TARGET_KB,
+            ),
+            (
+                f"{largest:,} rows: report",
+                f"{report_seconds:.2f} s",
+                f"< {REPORT_TARGET_S:.0f} s",
+                report_seconds < REPORT_TARGET_S,
+            ),
+        ]
+    )
+    notes = [
+        "Project: the default bake, its first model committed (the bundled data: the report's base), then "
+        "generated data (`make_classification`, 20 numeric features, 2 classes) and "
+        "`train.estimator: hist_gradient_boosting` with its baked hyper-parameters.",
+        "Each run starts with no outputs, no dvc.lock in the workspace, no run-cache. Peak RSS is the largest "
+        "of DVC and the stage it ran (wait4 over the process tree). The fit is `fit` alone, in its own process, "
+        "on the same prepared training set. The report is the report job's three commands against the base.",
+        "Whole and one-by-one runs alternate, whole first in odd runs; one untimed `dvc repro` per size first.",
+    ]
+    versions = {"Python": platform.python_version(), "DVC": dvc_version}
+    results.write("The pipeline on larger data", versions, notes, [samples.table(), "\n".join(summary), comparisons])
+
+
+if __name__ == "__main__":
+    main()
