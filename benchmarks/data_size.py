@@ -28,7 +28,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.measure import Results, comparison_table
+from benchmarks.measure import Results, comparison_table, remove_outputs
 from harness.project import (
     CommandFailed,
     bake_defaults,
@@ -42,7 +42,6 @@ from harness.project import (
 )
 
 STAGES = ["prepare", "train", "evaluate"]
-OUTPUTS = ["data/prepared", "models/model.skops", "reports/evaluation/metrics.json", "reports/evaluation/plots"]
 PLOTS = Path("reports/evaluation/plots/sklearn")
 SIZES = [10_000, 100_000, 1_000_000]
 RATIO_TARGET, RSS_TARGET_MB, PLOT_TARGET_KB, REPORT_TARGET_S = 2.0, 1500, 1000, 10.0
@@ -131,12 +130,7 @@ class Project:
 
     def forget_results(self) -> None:
         """No outputs, no dvc.lock in the workspace, no run-cache, nothing cached since the data."""
-        for output in OUTPUTS:
-            path = self.path / output
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        remove_outputs(self.path)
         (self.path / "dvc.lock").unlink(missing_ok=True)
         shutil.rmtree(self.path / ".dvc" / "cache" / "runs", ignore_errors=True)
         kept = getattr(self, "data_cache", self.base_cache)

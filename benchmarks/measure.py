@@ -2,6 +2,7 @@
 
 import os
 import shlex
+import shutil
 import statistics
 import sys
 import time
@@ -13,6 +14,18 @@ from typing import TypeVar
 from harness.project import TEMPLATE, run
 
 T = TypeVar("T")
+
+# The pipeline's outputs in a baked project, which a cold run starts without.
+OUTPUTS = ["data/prepared", "models/model.skops", "reports/evaluation/metrics.json", "reports/evaluation/plots"]
+
+
+def remove_outputs(project: Path) -> None:
+    for output in OUTPUTS:
+        path = project / output
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
 
 
 class Timings:

@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.measure import Results, Timings, comparison_table
+from benchmarks.measure import Results, Timings, comparison_table, remove_outputs
 from harness.project import CommandFailed, bake_cli, baked_project, project_env, ran_stages, run
 
 STAGES = ["prepare", "train", "evaluate"]
-OUTPUTS = ["data/prepared", "models/model.skops", "reports/evaluation/metrics.json", "reports/evaluation/plots"]
 BASE_TREES = 100  # n_estimators as baked
 COLD_TARGET, NO_OP_TARGET = 1.15, 1.0
 COLD_DVC, COLD_DIRECT = "cold `dvc repro` (3 stages)", "the 3 stages run directly"
@@ -54,12 +53,7 @@ class Project:
             run(["python", "-m", f"{self.package}.{stage}"], self.path, self.env)
 
     def remove_outputs(self) -> None:
-        for output in OUTPUTS:
-            path = self.path / output
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
+        remove_outputs(self.path)
 
     def forget_results(self) -> None:
         """Back to the state as baked: no outputs, no dvc.lock, nothing cached but the raw data."""
