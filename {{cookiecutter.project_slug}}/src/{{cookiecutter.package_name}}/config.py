@@ -26,16 +26,21 @@ class PipelineError(Exception):
     """A problem in the inputs that the user can fix; the message says how."""
 
 
-def load_params(path: Path = PARAMS_FILE) -> dict:
+def load_mapping(path: Path, if_missing: str, holding: str) -> dict:
+    """A YAML file that holds a mapping; each way it can be wrong is one sentence naming the file."""
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise PipelineError(f"{path} is missing; run the pipeline from the project root.") from error
+        raise PipelineError(f"{path} is missing{if_missing}") from error
     except yaml.YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {error}") from error
-    if not isinstance(params, dict):
-        raise PipelineError(f"{path} must be a mapping of parameter names to values.")
-    return params
+    if not isinstance(mapping, dict):
+        raise PipelineError(f"{path} must be a mapping {holding}.")
+    return mapping
+
+
+def load_params(path: Path = PARAMS_FILE) -> dict:
+    return load_mapping(path, "; run the pipeline from the project root.", "of parameter names to values")
 
 
 def param(params: dict, dotted_key: str):

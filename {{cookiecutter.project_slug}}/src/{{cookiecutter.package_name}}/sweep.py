@@ -25,9 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
-import yaml
 
-from .config import EVALUATION_DIR, PipelineError, load_params, param, run_main
+from .config import EVALUATION_DIR, PipelineError, load_mapping, load_params, param, run_main
 
 SWEEP_FILE = Path("sweep.yaml")
 RESULTS_DIR = Path("sweep/results")
@@ -55,14 +54,8 @@ class Sweep:
 
 def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
     """sweep.yaml, checked against params.yaml before anything runs."""
-    try:
-        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise PipelineError(f"{path} is missing: declare the parameters to sweep there (see the README).") from error
-    except yaml.YAMLError as error:
-        raise PipelineError(f"{path} is not valid YAML: {error}") from error
-    if not isinstance(spec, dict):
-        raise PipelineError(f"{path} must be a mapping with metric, direction, max_runs and parameters.")
+    missing = ": declare the parameters to sweep there (see the README)."
+    spec = load_mapping(path, missing, "with metric, direction, max_runs and parameters")
     metric, direction, cap = spec.get("metric"), spec.get("direction", "maximize"), spec.get("max_runs")
     if metric not in METRICS:
         raise PipelineError(f"{path}: metric must be one of {', '.join(METRICS)}, got {metric!r}.")
