@@ -1,16 +1,18 @@
-"""Stage `evaluate`: score the model on the held-out test set with DVCLive.
+"""Stage `evaluate`: score the model on the held-out test set, and a baseline that learnt nothing.
 
-Writes `reports/evaluation/metrics.json` and, under `reports/evaluation/plots/`, the confusion
-matrix, ROC and precision-recall curves (micro-averaged one-vs-rest when there are more than two
-classes) and a feature-importance chart.
+Writes `reports/evaluation/metrics.json`: for a classification, balanced accuracy, accuracy,
+precision, recall and F1 (of the positive class when there are two, macro-averaged otherwise),
+ROC AUC and the recall of each class; for a regression, RMSE, MAE and R². `baseline` holds the
+same scores for always predicting the most frequent training class (or the training mean), so a
+model that only learnt the class balance shows as one. A score that is undefined on this test set
+is left out rather than written as NaN.
 
-The metrics are computed on the whole test set. The plot files are not allowed to grow with it
-(they are pushed, read by the merge-request report for both sides and drawn by `dvc plots diff`):
-the confusion matrix is written as one count per (actual, predicted) pair, each curve as at most
-CURVE_POINTS of its points, and permutation importance is measured on a fixed sample.
+Under `reports/evaluation/plots/`: the confusion matrix, ROC and precision-recall curves (of the
+positive class, or micro-averaged one-vs-rest), or for a regression a sample of predicted against
+actual values; and the permutation importance of each raw column. The metrics use the whole test
+set; the plot files do not grow with it: one count per (actual, predicted) pair, at most
+CURVE_POINTS points a curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
 """
-
-import json
 
 import matplotlib
 
@@ -18,40 +20,91 @@ matplotlib.use("Agg")  # stages run headless, in CI too
 
 import matplotlib.pyplot as plt
 import numpy as np
-from dvclive import Live
+import pandas as pd
 from sklearn import metrics
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
-from .config import EVALUATION_DIR, MODEL_FILE, TEST_DATA, param, read_features, run
-from .model_file import load_model
+from .config import EVALUATION_DIR, MODEL_FILE, SUMMARY_FILE, TEST_DATA, TRAIN_DATA, read_summary, run, write_json
+from .model_file import as_model_input, load_model, model_columns
 
 TOP_FEATURES = 20
 CURVE_POINTS = 200
 IMPORTANCE_ROWS = 5_000  # permutation importance predicts 3 x n_features times on this many rows
+PREDICTION_POINTS = 500  # regression: the test rows drawn as predicted against actual
+METRICS_FILE = EVALUATION_DIR / "metrics.json"
 PLOT_DATA = EVALUATION_DIR / "plots" / "sklearn"
+IMAGES = EVALUATION_DIR / "plots" / "images"
 
 
-def scores(labels, predicted, probabilities, classes) -> dict[str, float]:
-    binary = len(classes) == 2
-    average = "binary" if binary else "macro"
-    positive = {"pos_label": classes[1]} if binary else {}
-    return {
+# What evaluate writes for each task, the headline first: the sweep ranks by these, and the
+# report compares the headline with the baseline's.
+METRICS = {
+    "classification": ("balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = {"rmse", "mae"}
+
+
+def classification_scores(labels, predicted, probabilities, classes, positive) -> dict[str, float]:
+    binary = positive is not None
+    average = {"average": "binary", "pos_label": positive} if binary else {"average": "macro"}
+    found = {
+        "balanced_accuracy": metrics.balanced_accuracy_score(labels, predicted),
         "accuracy": metrics.accuracy_score(labels, predicted),
-        "precision": metrics.precision_score(labels, predicted, average=average, zero_division=0, **positive),
-        "recall": metrics.recall_score(labels, predicted, average=average, zero_division=0, **positive),
-        "f1": metrics.f1_score(labels, predicted, average=average, zero_division=0, **positive),
-        "roc_auc": metrics.roc_auc_score(labels, probabilities[:, 1])
-        if binary
-        else metrics.roc_auc_score(labels, probabilities, multi_class="ovr", labels=classes),
+        "precision": metrics.precision_score(labels, predicted, zero_division=0, **average),
+        "recall": metrics.recall_score(labels, predicted, zero_division=0, **average),
+        "f1": metrics.f1_score(labels, predicted, zero_division=0, **average),
+    }
+    if probabilities is not None and len(np.unique(labels)) == len(classes):  # else ROC AUC is undefined
+        found["roc_auc"] = (
+            metrics.roc_auc_score(np.asarray(labels) == positive, probabilities[:, classes.index(positive)])
+            if binary
+            else metrics.roc_auc_score(labels, probabilities, multi_class="ovr", labels=classes)
+        )
+    return found
+
+
+def regression_scores(values, predicted) -> dict[str, float]:
+    return {
+        "rmse": metrics.root_mean_squared_error(values, predicted),
+        "mae": metrics.mean_absolute_error(values, predicted),
+        "r2": metrics.r2_score(values, predicted),
     }
 
 
-def one_vs_rest(labels, probabilities, classes) -> tuple[np.ndarray, np.ndarray]:
+def per_class_recall(labels, predicted, classes) -> dict[str, float]:
+    recalls = metrics.recall_score(labels, predicted, labels=classes, average=None, zero_division=0)
+    return {str(label): float(value) for label, value in zip(classes, recalls, strict=True)}
+
+
+def baseline_scores(summary: dict, train_labels, test_labels) -> dict[str, float]:
+    """The same scores for a model that has learnt nothing: the most frequent training class,
+    or the training mean."""
+    if summary["task"] == "regression":
+        guess = DummyRegressor().fit(np.zeros((len(train_labels), 1)), train_labels)
+        return regression_scores(test_labels, guess.predict(np.zeros((len(test_labels), 1))))
+    guess = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train_labels), 1)), train_labels)
+    predicted = guess.predict(np.zeros((len(test_labels), 1)))
+    found = classification_scores(test_labels, predicted, None, summary["classes"], summary.get("positive_class"))
+    return {name: value for name, value in found.items() if name in ("balanced_accuracy", "accuracy", "f1")}
+
+
+def plain(scores: dict) -> dict:
+    """Rounded, and without the undefined (NaN) ones, which JSON and `dvc metrics diff` cannot take."""
+    return {
+        name: plain(value) if isinstance(value, dict) else round(float(value), 6)
+        for name, value in scores.items()
+        if isinstance(value, dict) or np.isfinite(value)
+    }
+
+
+def one_vs_rest(labels, probabilities, classes, positive) -> tuple[np.ndarray, np.ndarray]:
     """Flatten to a binary problem: the positive class when binary, micro-averaged otherwise."""
-    if len(classes) == 2:
-        return (np.asarray(labels) == classes[1]).astype(int), probabilities[:, 1]
+    if positive is not None:
+        return (np.asarray(labels) == positive).astype(int), probabilities[:, classes.index(positive)]
     return label_binarize(labels, classes=classes).ravel(), probabilities.ravel()
 
 
@@ -101,13 +154,19 @@ def plot_data(labels, predicted, truth, score, classes) -> dict[str, object]:
     }
 
 
+def prediction_points(values, predicted, random_state: int = 0) -> list[dict]:
+    """At most PREDICTION_POINTS test rows (a fixed sample): actual, predicted and residual."""
+    chosen = np.random.default_rng(random_state).permutation(len(values))[:PREDICTION_POINTS]
+    values, predicted = np.asarray(values, dtype=float), np.asarray(predicted, dtype=float)
+    return [
+        {"actual": float(values[i]), "predicted": float(predicted[i]), "residual": float(values[i] - predicted[i])}
+        for i in np.sort(chosen)
+    ]
+
+
 def importances(model, features, labels, random_state: int = 0) -> tuple[np.ndarray, str]:
-    """Built-in importances where the estimator has them, permutation importance otherwise."""
-    final = model[-1] if hasattr(model, "steps") else model
-    if hasattr(final, "feature_importances_"):
-        return final.feature_importances_, "Feature importance"
-    if hasattr(final, "coef_"):
-        return np.abs(final.coef_).mean(axis=0), "Feature importance"
+    """Permutation importance of each raw column (a category counts once, not per one-hot column),
+    on a fixed sample of the test rows."""
     sample = features.sample(n=min(IMPORTANCE_ROWS, len(labels)), random_state=random_state)
     # Permutation importance predicts on a small table many times: OpenMP's start-up for each
     # call costs more than it saves, and on a busy machine several times the whole work.
@@ -127,25 +186,42 @@ def importance_figure(names, values, title: str = "Feature importance"):
 
 
 def evaluate(params: dict) -> None:
-    target = param(params, "data.target")
+    summary = read_summary(SUMMARY_FILE)
+    target, task = summary["target"], summary["task"]
     model = load_model(MODEL_FILE)
-    features, labels = read_features(TEST_DATA, target)
-    classes = list(model.classes_)
-    probabilities = model.predict_proba(features)
-    # What `predict` returns for these estimators, without a second pass over the test set.
-    predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+    columns = model_columns(model)
+    test = as_model_input(pd.read_parquet(TEST_DATA), columns)
+    features, labels = test[columns["numeric"] + columns["categorical"]], test[target]
+    train_labels = pd.read_parquet(TRAIN_DATA, columns=[target])[target]
 
-    with Live(dir=str(EVALUATION_DIR), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        for name, value in scores(labels, predicted, probabilities, classes).items():
-            live.log_metric(name, round(float(value), 6), plot=False)
-        truth, score = one_vs_rest(labels, probabilities, classes)
-        PLOT_DATA.mkdir(parents=True, exist_ok=True)
-        for name, data in plot_data(labels, predicted, truth, score, classes).items():
-            (PLOT_DATA / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-        figure = importance_figure(features.columns, *importances(model, features, labels))
-        live.log_image("feature_importance.png", figure)
-        plt.close(figure)
-        print("evaluate: " + ", ".join(f"{k}={v}" for k, v in live.summary.items() if k != "step"))
+    if task == "classification":
+        classes, positive = list(model.classes_), summary.get("positive_class")
+        probabilities = model.predict_proba(features)
+        # What `predict` returns for these estimators, without a second pass over the test set.
+        predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+        scores = classification_scores(labels, predicted, probabilities, classes, positive)
+        scores["recall_per_class"] = per_class_recall(labels, predicted, classes)
+        truth, score = one_vs_rest(labels, probabilities, classes, positive)
+        plots = plot_data(labels, predicted, truth, score, classes)
+    else:
+        predicted = model.predict(features)
+        scores = regression_scores(labels, predicted)
+        plots = {"predictions": prediction_points(labels, predicted)}
+    scores["baseline"] = baseline_scores(summary, train_labels, labels)
+    scores = plain(scores)
+
+    EVALUATION_DIR.mkdir(parents=True, exist_ok=True)
+    write_json(scores, METRICS_FILE)
+    for name, data in plots.items():
+        write_json(data, PLOT_DATA / f"{name}.json")
+    values, title = importances(model, features, labels)
+    figure = importance_figure(features.columns, values, title)
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    figure.savefig(IMAGES / "feature_importance.png", dpi=100)
+    plt.close(figure)
+    headline = {name: scores[name] for name in METRICS[task] if name in scores}
+    print(f"evaluate ({task}): " + ", ".join(f"{k}={v}" for k, v in headline.items()))
+    print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import pandas as pd
 import skops.io
 from sklearn.base import BaseEstimator
 
@@ -56,7 +57,22 @@ def save_model(model: BaseEstimator, path: Path = MODEL_FILE) -> None:
 def load_model(path: Path = MODEL_FILE) -> BaseEstimator:
     """Load a model, trusting only scikit-learn and NumPy types (never arbitrary code)."""
     untrusted = skops.io.get_untrusted_types(file=path)
-    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy."))]
+    # functools.partial wraps a function that skops lists (and so checks) on its own: gradient
+    # boosting with categories keeps partial(sklearn.utils.validation.check_array, ...).
+    foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy.", "functools.partial"))]
     if foreign:
         raise PipelineError(f"{path} contains types outside scikit-learn and NumPy: {', '.join(foreign)}.")
     return skops.io.load(path, trusted=untrusted)
+
+
+def model_columns(model) -> dict[str, list[str]]:
+    """The raw columns the model takes, by kind ("numeric", "categorical"), and those it was
+    trained without and ignores ("left_out": the target, data.drop, IDs, dates, free text)."""
+    return {name: list(columns) for name, _, columns in model[0].transformers}
+
+
+def as_model_input(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
+    """The table with its categorical columns as text (missing values kept missing), so that a
+    category reads the same whether its file was parsed as true/false, numbers or text."""
+    categorical = [name for name in columns["categorical"] if name in frame.columns]
+    return frame.assign(**{name: frame[name].astype("str") for name in categorical})

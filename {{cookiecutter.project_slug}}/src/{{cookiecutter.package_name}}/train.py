@@ -1,28 +1,54 @@
-"""Stage `train`: fit the estimator chosen in params.yaml and save it with skops.
+"""Stage `train`: fit the preprocessing and the estimator chosen in params.yaml, save them as one model.
 
-The model file is written by `model_file.save_model`, which also explains why it is not a plain
-`skops.io.dump`.
+The model is a scikit-learn pipeline: a ColumnTransformer (numeric columns as they are, or
+imputed and scaled for the linear model; categorical ones encoded, unknown categories tolerated;
+the target and the left-out columns dropped) and then the estimator, a classifier or a regressor
+for the task `prepare` decided. It is saved with `model_file.save_model`, so `predict` and the
+registry's `fetch` give a model that takes raw rows. A progress line is printed at least every
+PROGRESS_SECONDS while the estimator fits.
 """
 
+import math
 import numbers
+import threading
+import time
 
+import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from .config import MODEL_FILE, TRAIN_DATA, PipelineError, param, read_features, run, seed
-from .model_file import save_model
+from .config import MODEL_FILE, SUMMARY_FILE, TRAIN_DATA, PipelineError, param, read_summary, run, seed
+from .model_file import as_model_input, save_model
 
+# One (classifier, regressor) per choice of train.estimator, each taking that section's keys.
 ESTIMATORS = {
-    "random_forest": lambda **kw: RandomForestClassifier(n_jobs=-1, **kw),
-    "logistic_regression": lambda **kw: make_pipeline(StandardScaler(), LogisticRegression(**kw)),
-    "hist_gradient_boosting": HistGradientBoostingClassifier,
+    "hist_gradient_boosting": (HistGradientBoostingClassifier, HistGradientBoostingRegressor),
+    "random_forest": (
+        lambda **kw: RandomForestClassifier(n_jobs=-1, **kw),
+        lambda **kw: RandomForestRegressor(n_jobs=-1, **kw),
+    ),
+    # C is the inverse of the regularisation strength for both (Ridge's alpha = 1 / C).
+    "linear": (LogisticRegression, lambda C=1.0, **kw: Ridge(alpha=1 / C, **kw)),
 }
+PROGRESS_SECONDS = 10
+# Categories beyond these counts are grouped as "infrequent": one-hot columns stay few, and the
+# gradient-boosting trees take at most 255 bins per feature (one is for missing values).
+ONE_HOT_CATEGORIES = 20
+NATIVE_CATEGORIES = 254
 
 
-def build_estimator(params: dict) -> BaseEstimator:
+def build_estimator(params: dict, task: str) -> BaseEstimator:
     name = param(params, "train.estimator")
     if name not in ESTIMATORS:
         raise PipelineError(f"params.yaml: train.estimator {name!r} is unknown; choose one of {', '.join(ESTIMATORS)}.")
@@ -32,26 +58,109 @@ def build_estimator(params: dict) -> BaseEstimator:
     for key, value in hyper.items():
         if isinstance(value, numbers.Number) and not isinstance(value, bool) and value < 0:
             raise PipelineError(f"params.yaml: train.{name}.{key} must not be negative, got {value}.")
+    if hyper.get("C") == 0:
+        raise PipelineError(f"params.yaml: train.{name}.C must be positive, got 0.")
+    make = ESTIMATORS[name][task == "regression"]
     try:
-        return ESTIMATORS[name](random_state=seed(params), **hyper)
+        return make(random_state=seed(params), **hyper)
     except TypeError as error:
         raise PipelineError(f"params.yaml: train.{name} has a key the estimator does not accept: {error}.") from error
 
 
+def preprocessing(estimator: BaseEstimator, summary: dict) -> ColumnTransformer:
+    """The columns as the estimator takes them: gradient boosting handles missing values and
+    categories itself; a random forest takes missing numbers but needs categories one-hot; the
+    linear model needs both imputed, and scaled numbers."""
+    numeric, categorical = summary["numeric"], summary["categorical"]
+    left_out = [summary["target"], *summary["ignored"]]
+    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            max_categories=NATIVE_CATEGORIES,
+        )
+        estimator.set_params(categorical_features=[False] * len(numeric) + [True] * len(categorical))
+        numbers, categories = "passthrough", encoder
+    else:
+        one_hot = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", max_categories=ONE_HOT_CATEGORIES, sparse_output=False
+        )
+        numbers = "passthrough" if hasattr(estimator, "n_estimators") else make_pipeline(
+            SimpleImputer(strategy="median"), StandardScaler()
+        )
+        categories = one_hot
+    return ColumnTransformer(
+        [("numeric", numbers, numeric), ("categorical", categories, categorical), ("left_out", "drop", left_out)],
+        verbose_feature_names_out=False,
+    )
+
+
+class Progress:
+    """Prints how far the fit is, every PROGRESS_SECONDS, from a thread (the fit holds the main one)."""
+
+    def __init__(self, estimator: BaseEstimator):
+        self.estimator, self.started, self.done = estimator, time.monotonic(), threading.Event()
+        self.trees = 0  # set by `fit_in_steps` for forests
+
+    def count(self) -> str:
+        estimator = self.estimator
+        if hasattr(estimator, "max_iter") and hasattr(estimator, "_predictors"):  # gradient boosting
+            return f"{len(estimator._predictors)} of at most {estimator.max_iter} iterations, "
+        if hasattr(estimator, "n_estimators"):
+            return f"{self.trees} of {estimator.n_estimators} trees, "
+        return ""
+
+    def report(self) -> None:
+        while not self.done.wait(PROGRESS_SECONDS):
+            elapsed = time.monotonic() - self.started
+            print(f"train: {self.count()}{elapsed:.0f} s", flush=True)
+
+    def __enter__(self):
+        threading.Thread(target=self.report, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+
+
+def fit_in_steps(estimator: BaseEstimator, features, labels, progress: Progress) -> None:
+    """A forest grown ten steps at a time (the same trees as in one go: warm_start draws the same
+    seeds), so there is a count to show; other estimators fit at once."""
+    if not hasattr(estimator, "n_estimators"):
+        estimator.fit(features, labels)
+        return
+    total = estimator.n_estimators
+    estimator.set_params(warm_start=True)
+    for trees in sorted({math.ceil(total * step / 10) for step in range(1, 11)}):
+        estimator.set_params(n_estimators=trees).fit(features, labels)
+        progress.trees = trees
+    estimator.set_params(warm_start=False)
+
+
 def train(params: dict) -> None:
-    target = param(params, "data.target")
-    model = build_estimator(params)
-    features, labels = read_features(TRAIN_DATA, target)
+    summary = read_summary(SUMMARY_FILE)
+    estimator = build_estimator(params, summary["task"])
+    columns = preprocessing(estimator, summary)
+    frame = as_model_input(pd.read_parquet(TRAIN_DATA), summary)
+    labels = frame[summary["target"]]
+    started = time.monotonic()
     try:
-        model.fit(features, labels)
+        features = columns.fit_transform(frame)
+        with Progress(estimator) as progress:
+            fit_in_steps(estimator, features, labels, progress)
     except ValueError as error:
         # scikit-learn checks hyper-parameter values in `fit`. It raises InvalidParameterError, which
         # lives in a private module but subclasses ValueError (and TypeError), so catch ValueError.
         # `prepare` has checked the data, so a ValueError here is almost always a hyper-parameter;
         # not TypeError too, which would dress up a bug in this code as a params.yaml problem.
         raise PipelineError(f"params.yaml: train.{params['train']['estimator']}: {error}") from error
+    model = Pipeline([("columns", columns), ("estimator", estimator)])
     save_model(model, MODEL_FILE)
-    print(f"train: fitted {type(model).__name__} on {len(labels)} rows")
+    print(
+        f"train: fitted {type(estimator).__name__} on {len(labels)} rows and {features.shape[1]} columns "
+        f"in {time.monotonic() - started:.1f} s"
+    )
 
 
 if __name__ == "__main__":
