@@ -25,6 +25,17 @@ TEST_DATA = PREPARED_DIR / "test.parquet"
 SUMMARY_FILE = PREPARED_DIR / "summary.json"
 MODEL_FILE = Path("models/model.skops")
 EVALUATION_DIR = Path("reports/evaluation")
+METRICS_FILE = EVALUATION_DIR / "metrics.json"
+PLOT_DATA = EVALUATION_DIR / "plots" / "sklearn"
+IMAGES = EVALUATION_DIR / "plots" / "images"
+
+# What evaluate writes for each task, the headline first: the sweep ranks by these, and the
+# report compares the headline with the baseline's.
+METRICS = {
+    "classification": ("balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"),
+    "regression": ("rmse", "mae", "r2"),
+}
+LOWER_IS_BETTER = {"rmse", "mae"}
 
 
 class PipelineError(Exception):

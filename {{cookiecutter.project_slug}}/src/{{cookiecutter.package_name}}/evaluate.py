@@ -27,25 +27,26 @@ from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
-from .config import EVALUATION_DIR, MODEL_FILE, SUMMARY_FILE, TEST_DATA, TRAIN_DATA, read_summary, run, write_json
+from .config import (
+    EVALUATION_DIR,
+    IMAGES,
+    METRICS,
+    METRICS_FILE,
+    MODEL_FILE,
+    PLOT_DATA,
+    SUMMARY_FILE,
+    TEST_DATA,
+    TRAIN_DATA,
+    read_summary,
+    run,
+    write_json,
+)
 from .model_file import as_model_input, load_model, model_columns
 
 TOP_FEATURES = 20
 CURVE_POINTS = 200
 IMPORTANCE_ROWS = 5_000  # permutation importance predicts 3 x n_features times on this many rows
 PREDICTION_POINTS = 500  # regression: the test rows drawn as predicted against actual
-METRICS_FILE = EVALUATION_DIR / "metrics.json"
-PLOT_DATA = EVALUATION_DIR / "plots" / "sklearn"
-IMAGES = EVALUATION_DIR / "plots" / "images"
-
-
-# What evaluate writes for each task, the headline first: the sweep ranks by these, and the
-# report compares the headline with the baseline's.
-METRICS = {
-    "classification": ("balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"),
-    "regression": ("rmse", "mae", "r2"),
-}
-LOWER_IS_BETTER = {"rmse", "mae"}
 
 
 def classification_scores(labels, predicted, probabilities, classes, positive) -> dict[str, float]:

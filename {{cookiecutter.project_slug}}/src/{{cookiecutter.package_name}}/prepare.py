@@ -144,7 +144,7 @@ def problems(frame: pd.DataFrame, data: dict, task: str, min_rows: int) -> list[
             found.append(f"data.positive_class {positive!r} is not a value of '{target}' ({labels_found})")
     else:
         if not pd.api.types.is_numeric_dtype(labels) or pd.api.types.is_bool_dtype(labels):
-            found.append(f"target '{target}' is not numeric, which a regression needs (or set data.task: classification)")
+            found.append(f"target '{target}' is not numeric, as a regression needs (or set data.task: classification)")
         if data["positive_class"] is not None:
             found.append("data.positive_class is set but the task is regression (remove it)")
     if len(labels) < min_rows:

@@ -25,14 +25,22 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import yaml
 from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
 from dvc_data.index import DataIndexError
 
-from .config import EVALUATION_DIR, PipelineError, run_main
-
-METRICS_FILE = EVALUATION_DIR / "metrics.json"
-PLOTS_DIR = EVALUATION_DIR / "plots"
+from .config import (
+    IMAGES,
+    LOWER_IS_BETTER,
+    METRICS,
+    METRICS_FILE,
+    PLOT_DATA,
+    RAW_DATA,
+    SUMMARY_FILE,
+    PipelineError,
+    run_main,
+)
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
 
@@ -110,10 +118,32 @@ def _numeric_first(label: str):
     return (0, float(label), label) if label.lstrip("-").replace(".", "", 1).isdigit() else (1, 0, label)
 
 
+def predictions_chart(sides: dict[str, dict], output: Path) -> Path | None:
+    """A regression's sampled test rows: predicted against actual, and the residuals, both sides."""
+    points = {label: plots["predictions"] for label, plots in sides.items() if plots.get("predictions")}
+    if not points:
+        return None
+    fig, (scatter, residuals) = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained")
+    everything = [p[key] for rows in points.values() for p in rows for key in ("actual", "predicted")]
+    low, high = min(everything), max(everything)
+    scatter.plot([low, high], [low, high], color="grey", linewidth=1, label="perfect")
+    for label, rows in points.items():
+        scatter.scatter([p["actual"] for p in rows], [p["predicted"] for p in rows], s=12, alpha=0.6, label=label)
+        residuals.hist([p["residual"] for p in rows], bins=30, alpha=0.5, label=label)
+    scatter.set(xlabel="actual", ylabel="predicted", title="Predicted against actual (test rows)")
+    residuals.set(xlabel="actual - predicted", ylabel="rows", title="Residuals")
+    scatter.legend()
+    residuals.legend()
+    path = output / "predictions.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def read_plots(read: Callable[[Path], object]) -> dict:
     plots = {}
-    for name in (*CURVES, "confusion_matrix"):
-        data = read(PLOTS_DIR / "sklearn" / f"{name}.json")
+    for name in (*CURVES, "confusion_matrix", "predictions"):
+        data = read(PLOT_DATA / f"{name}.json")
         if data is not None:
             plots[name] = data
     return plots
@@ -135,6 +165,76 @@ def dvc_table(path: Path, command: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def task_of(scores: dict) -> str:
+    return "regression" if "rmse" in scores else "classification"
+
+
+def baseline_section(scores: dict) -> list[str]:
+    """This change's headline scores beside those of a model that learnt nothing."""
+    baseline = scores.get("baseline") or {}
+    names = [name for name in METRICS[task_of(scores)] if name in baseline and name in scores]
+    if not names:
+        return []
+    lines = ["### Against a baseline that learnt nothing", ""]
+    lines += ["| metric | this change | baseline | better by |", "|---|---|---|---|"]
+    for name in names:
+        better = baseline[name] - scores[name] if name in LOWER_IS_BETTER else scores[name] - baseline[name]
+        lines.append(f"| {name} | {scores[name]:.4f} | {baseline[name]:.4f} | {better:+.4f} |")
+    headline = names[0]
+    guess = "the training mean" if task_of(scores) == "regression" else "the most frequent class"
+    margin = baseline[headline] - scores[headline] if headline in LOWER_IS_BETTER else scores[headline] - baseline[headline]
+    if margin > 0:
+        verdict = f"The model beats always predicting {guess} by {margin:.4f} {headline}."
+    else:
+        verdict = (
+            f"**The model does not beat always predicting {guess}** ({headline} {scores[headline]:.4f} against "
+            f"{baseline[headline]:.4f}): it has learnt nothing useful yet."
+        )
+    return [*lines, "", verdict, ""]
+
+
+def raw_data_hash(lock_text: str | None) -> str | None:
+    """The md5 of the raw data that dvc.lock says `prepare` read."""
+    stages = (yaml.safe_load(lock_text) or {}).get("stages", {}) if lock_text else {}
+    for dep in stages.get("prepare", {}).get("deps", []):
+        if dep.get("path") == str(RAW_DATA):
+            return dep.get("md5")
+    return None
+
+
+def data_section(base: dict | None, head: dict | None) -> list[str]:
+    """Rows, columns, missing values and the target, before and after: small, no row data."""
+    if not head:
+        return []
+    lines = ["### Data", "", "> The raw data changed: the metrics compare models trained and tested on different data.", ""]
+    before, after = (base or {}).get("data", {}), head["data"]
+    lines += ["| | base | this change |", "|---|---|---|"]
+    lines.append(f"| rows | {before.get('rows', '–')} | {after['rows']} |")
+    lines.append(f"| task | {(base or {}).get('task', '–')} | {head['task']} |")
+    added = [c for c in after["columns"] if c not in before.get("columns", [])]
+    removed = [c for c in before.get("columns", []) if c not in after["columns"]]
+    if base:
+        lines.append(f"| columns added | | {', '.join(f'`{c}`' for c in added) or 'none'} |")
+        lines.append(f"| columns removed | {', '.join(f'`{c}`' for c in removed) or 'none'} | |")
+    missing = sorted(set(before.get("missing", {})) | set(after["missing"]))
+    for column in missing:
+        shares = [side.get("missing", {}).get(column) for side in (before, after)]
+        cells = ["–" if share is None else f"{share:.1%}" for share in shares]
+        lines.append(f"| missing in `{column}` | {cells[0]} | {cells[1]} |")
+    targets = list(dict.fromkeys([*before.get("target", {}), *after["target"]]))
+    label = "rows of class" if head["task"] == "classification" else "target"
+    for key in targets:
+        cells = [side.get("target", {}).get(key, "–") for side in (before, after)]
+        lines.append(f"| {label} `{key}` | {cells[0]} | {cells[1]} |")
+    lines += ["", "New dataset? Update `data/README.md` (source, licence) and the labels in `dvc.yaml`.", ""]
+    return lines
+
+
+def git_file(rev: str, path: str) -> str | None:
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], capture_output=True, text=True)
+    return shown.stdout if shown.returncode == 0 else None
+
+
 def build_report(base: str, base_name: str, output: Path, production: str = "") -> Path:
     check_revision(base)
     params = dvc_table(output / "params.md", f"dvc params diff {base} --md --no-path")
@@ -144,7 +244,8 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
             output / "production.md", f"dvc metrics diff {production} --all --md --no-path --precision 4"
         )
     read_base, read_head = reader(base), reader(None)
-    if read_head(METRICS_FILE) is None:
+    scores = read_head(METRICS_FILE)
+    if scores is None:
         raise PipelineError(f"{METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
     name = f"`{base_name}` at `{base}`" if base_name else f"`{base}`"
     lines = [f"## Model report: {WORKSPACE} vs {name}", ""]
@@ -152,16 +253,21 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         lines += [f"> {name} has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
     lines += ["### Parameters", "", params or "No parameter changed.", ""]
     lines += ["### Metrics (test set)", "", metrics, ""]
+    lines += baseline_section(scores)
     if production:
         lines += [f"### Against the model in production (`{production}`)", "", deployed, ""]
+    lock = Path("dvc.lock")
+    if raw_data_hash(git_file(base, "dvc.lock")) != raw_data_hash(lock.read_text() if lock.exists() else None):
+        lines += data_section(read_base(SUMMARY_FILE), read_head(SUMMARY_FILE))
 
     sides = {f"base ({base_name or base})": read_plots(read_base), WORKSPACE: read_plots(read_head)}
     charts = [
         curve_chart("roc", sides, output),
         curve_chart("precision_recall", sides, output),
         confusion_chart(sides, output),
+        predictions_chart(sides, output),
     ]
-    importance = PLOTS_DIR / "images" / "feature_importance.png"
+    importance = IMAGES / "feature_importance.png"
     if importance.exists():
         charts.append(Path(shutil.copy(importance, output / "feature_importance.png")))
     lines += ["### Plots", ""] + [f"![{chart.stem}](./{chart.name})" for chart in charts if chart] + [""]

@@ -26,13 +26,12 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from .config import EVALUATION_DIR, PipelineError, load_mapping, load_params, param, run_main
+from .config import LOWER_IS_BETTER, METRICS, METRICS_FILE, PipelineError, load_mapping, load_params, param, run_main
 
 SWEEP_FILE = Path("sweep.yaml")
 RESULTS_DIR = Path("sweep/results")
 REPORT_DIR = Path("sweep/report")
-METRICS_FILE = EVALUATION_DIR / "metrics.json"
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")  # what evaluate.py writes
+KNOWN_METRICS = tuple(dict.fromkeys(name for names in METRICS.values() for name in names))
 DIRECTIONS = ("maximize", "minimize")
 RAN_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
@@ -57,10 +56,13 @@ def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
     missing = ": declare the parameters to sweep there (see the README)."
     spec = load_mapping(path, missing, "with metric, direction, max_runs and parameters")
     metric, direction, cap = spec.get("metric"), spec.get("direction", "maximize"), spec.get("max_runs")
-    if metric not in METRICS:
-        raise PipelineError(f"{path}: metric must be one of {', '.join(METRICS)}, got {metric!r}.")
+    if metric not in KNOWN_METRICS:
+        raise PipelineError(f"{path}: metric must be one of {', '.join(KNOWN_METRICS)}, got {metric!r}.")
     if direction not in DIRECTIONS:
         raise PipelineError(f"{path}: direction must be maximize or minimize, got {direction!r}.")
+    if direction != ("minimize" if metric in LOWER_IS_BETTER else "maximize"):
+        better = "lower" if metric in LOWER_IS_BETTER else "higher"
+        raise PipelineError(f"{path}: {metric} is better {better}, so direction must be {DIRECTIONS[better == 'lower']}.")
     if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
         raise PipelineError(f"{path}: max_runs must be a positive integer, got {cap!r}.")
     parameters = spec.get("parameters")
@@ -170,10 +172,24 @@ def read_results(results: Path) -> list[dict]:
     return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(results.glob("*.json"))]
 
 
+def task_metrics(sweep: Sweep, good: list[dict]) -> tuple[str, ...]:
+    """The metrics evaluate wrote for the runs' task; the sweep's metric must be one of them."""
+    if not good:
+        return (sweep.metric,)
+    task = "regression" if "rmse" in good[0]["metrics"] else "classification"
+    if sweep.metric not in METRICS[task]:
+        raise PipelineError(
+            f"{SWEEP_FILE}: a {task} has no {sweep.metric}; rank by one of {', '.join(METRICS[task])}."
+        )
+    return METRICS[task]
+
+
 def ranked(sweep: Sweep, results: list[dict]) -> tuple[list[dict], list[dict]]:
     """(runs with metrics, best first; failed runs)."""
     good = [result for result in results if "metrics" in result]
-    good.sort(key=lambda result: result["metrics"][sweep.metric], reverse=sweep.direction == "maximize")
+    task_metrics(sweep, good)
+    worst = float("-inf") if sweep.direction == "maximize" else float("inf")  # a run without the metric
+    good.sort(key=lambda result: result["metrics"].get(sweep.metric, worst), reverse=sweep.direction == "maximize")
     return good, [result for result in results if "metrics" not in result]
 
 
@@ -187,7 +203,7 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
     good, failed = ranked(sweep, results)
     varying = sweep.varying()
     names = short_names(varying)
-    others = [metric for metric in METRICS if metric != sweep.metric]
+    others = [metric for metric in task_metrics(sweep, good) if metric != sweep.metric]
     header = ["#", "experiment", *(names[key] for key in varying), f"**{sweep.metric}**", *others]
     lines = [f"## Parameter sweep: {len(results)} runs, best {sweep.metric} first ({sweep.direction})", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -197,7 +213,8 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
 
     for rank, result in enumerate(good, 1):
         metrics = result["metrics"]
-        scores = [f"**{metrics[sweep.metric]:.4f}**", *(f"{metrics[metric]:.4f}" for metric in others)]
+        cells = [f"{metrics[metric]:.4f}" if metric in metrics else "–" for metric in (sweep.metric, *others)]
+        scores = [f"**{cells[0]}**", *cells[1:]]
         lines.append("| " + " | ".join([str(rank), f"`{result['name']}`", *values(result), *scores]) + " |")
     for result in failed:
         cells = ["–", f"`{result['name']}`", *values(result), f"failed: {result['error']}", *[""] * len(others)]
