@@ -101,15 +101,15 @@ def commit_first_model(project: Path, env: dict, message: str = "Train the first
     run(["git", "commit", "--quiet", "-m", message], project, env)
 
 
-def branch_with_trees(project: Path, branch: str, trees: int) -> None:
-    """A branch off main that changes only the number of trees, committed without `dvc repro`:
-    its pipeline's train job reproduces (dvc.lock stays main's, a stale one)."""
+def branch_with_leaves(project: Path, branch: str, leaves: int) -> None:
+    """A branch off main that changes only the default estimator's max_leaf_nodes, committed
+    without `dvc repro`: its pipeline's train job reproduces (dvc.lock stays main's, a stale one)."""
     env = project_env(project)
     run(["git", "checkout", "--quiet", "-b", branch, "main"], project, env)
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["train"]["random_forest"]["n_estimators"] = trees
+    params["train"]["hist_gradient_boosting"]["max_leaf_nodes"] = leaves
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "--quiet", "-am", f"Try {trees} trees"], project, env)
+    run(["git", "commit", "--quiet", "-am", f"Try {leaves} leaves"], project, env)
     run(["git", "checkout", "--quiet", "main"], project, env)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from harness.gitlab import create_jobs_venv
-from harness.project import TEMPLATE, bake_defaults, branch_with_trees, commit_first_model, project_env
+from harness.project import TEMPLATE, bake_defaults, branch_with_leaves, commit_first_model, project_env
 from harness.s3 import LocalS3
 
 
@@ -38,13 +38,13 @@ def jobs_venv(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory):
-    """The defaults baked, with main's first model committed, and branches `trees-20` and
-    `trees-30` that change only the number of trees, committed without `dvc repro` (their train
+    """The defaults baked, with main's first model committed, and branches `leaves-20` and
+    `leaves-30` that change only max_leaf_nodes, committed without `dvc repro` (their train
     jobs reproduce). Nothing in S3 yet. Tests clone it or push from it, never change it."""
     project = bake_defaults(tmp_path_factory.mktemp("trained"))
     commit_first_model(project, project_env(project))
-    for trees in (20, 30):
-        branch_with_trees(project, f"trees-{trees}", trees)
+    for leaves in (20, 30):
+        branch_with_leaves(project, f"leaves-{leaves}", leaves)
     return project
 
 
