@@ -7,13 +7,13 @@ import yaml
 
 PARAMS = {
     "seed": 0,
-    "data": {"target": "label"},
+    "data": {"target": "label", "task": "auto", "positive_class": None, "drop": []},
     "prepare": {"test_size": 0.25},
     "train": {
-        "estimator": "random_forest",
-        "random_forest": {"n_estimators": 20, "max_depth": None, "min_samples_leaf": 1},
-        "logistic_regression": {"C": 1.0, "max_iter": 500},
+        "estimator": "hist_gradient_boosting",
         "hist_gradient_boosting": {"learning_rate": 0.1, "max_iter": 30, "max_leaf_nodes": 15},
+        "random_forest": {"n_estimators": 20, "max_depth": None, "min_samples_leaf": 1},
+        "linear": {"C": 1.0, "max_iter": 500},
     },
 }
 
@@ -25,6 +25,27 @@ def make_frame(classes: int = 2, rows: int = 120) -> pd.DataFrame:
     frame = pd.DataFrame(signal, columns=["alpha", "beta", "gamma"])
     frame["noise"] = rng.normal(size=rows)
     frame["label"] = labels
+    return frame
+
+
+def make_messy_frame(rows: int = 200) -> pd.DataFrame:
+    """Every kind of column a real table has: an ID, a date, free text, a category with missing
+    values, numbers with missing values, and a yes/no target where "no" is rare."""
+    rng = np.random.default_rng(1)
+    labels = np.where(rng.random(rows) < 0.2, "no", "yes")
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(1000, 1000 + rows),
+            "visited": pd.date_range("2024-01-01", periods=rows, freq="D").strftime("%Y-%m-%d"),
+            "note": [f"note {i} written by hand" for i in range(rows)],
+            "colour": np.where(labels == "no", "red", rng.choice(["blue", "green"], size=rows)),
+            "size": np.where(labels == "no", 3.0, 1.0) + rng.normal(scale=0.5, size=rows),
+            "weight": rng.normal(size=rows),
+            "label": labels,
+        }
+    )
+    frame.loc[::9, "colour"] = None
+    frame.loc[::7, "size"] = np.nan
     return frame
 
 

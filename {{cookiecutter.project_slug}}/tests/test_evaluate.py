@@ -5,49 +5,93 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from {{cookiecutter.package_name}}.config import EVALUATION_DIR, RAW_DATA, TEST_DATA
-from {{cookiecutter.package_name}}.evaluate import CURVE_POINTS, evaluate, importances, thin
+from {{cookiecutter.package_name}}.config import EVALUATION_DIR, METRICS, RAW_DATA, TEST_DATA
+from {{cookiecutter.package_name}}.evaluate import CURVE_POINTS, PREDICTION_POINTS, evaluate, importances, thin
 from {{cookiecutter.package_name}}.model_file import load_model
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import train
 
-from .conftest import make_frame
-
-METRICS = {"accuracy", "precision", "recall", "f1", "roc_auc"}
+from .conftest import make_frame, make_messy_frame
 
 
-@pytest.mark.parametrize(
-    ("classes", "estimator"), [(2, "random_forest"), (3, "hist_gradient_boosting"), (3, "logistic_regression")]
-)
-def test_metrics_and_plots_are_written(project, params, classes, estimator):
-    make_frame(classes=classes, rows=150).to_csv(RAW_DATA, index=False)
-    params["train"]["estimator"] = estimator
+def scores_after_repro(params) -> dict:
     prepare(params)
     train(params)
     evaluate(params)
-    scores = json.loads((EVALUATION_DIR / "metrics.json").read_text())
-    assert set(scores) >= METRICS
-    assert scores["accuracy"] > 1 / classes + 0.2  # the synthetic signal is easy to learn
+    return json.loads((EVALUATION_DIR / "metrics.json").read_text())
+
+
+@pytest.mark.parametrize(("classes", "estimator"), [(2, "random_forest"), (3, "hist_gradient_boosting"), (3, "linear")])
+def test_metrics_and_plots_are_written(project, params, classes, estimator):
+    make_frame(classes=classes, rows=150).to_csv(RAW_DATA, index=False)
+    params["train"]["estimator"] = estimator
+    scores = scores_after_repro(params)
+    assert set(scores) == {*METRICS["classification"], "recall_per_class", "baseline"}
+    assert set(scores["recall_per_class"]) == {str(label) for label in range(classes)}
+    assert set(scores["baseline"]) == {"balanced_accuracy", "accuracy", "f1"}
+    assert scores["baseline"]["balanced_accuracy"] == round(1 / classes, 6)
+    assert scores["balanced_accuracy"] > 1 / classes + 0.2  # the synthetic signal is easy to learn
     plots = EVALUATION_DIR / "plots"
     confusion = json.loads((plots / "sklearn" / "confusion_matrix.json").read_text())
     assert len(confusion) == classes**2  # one count per (actual, predicted) pair
     assert sum(cell["count"] for cell in confusion) == 38  # the test rows
     roc = json.loads((plots / "sklearn" / "roc.json").read_text())["roc"]
     assert roc[0]["fpr"] == 0 and roc[-1]["tpr"] == 1
+    assert not (plots / "sklearn" / "predictions.json").exists()
     assert (plots / "images" / "feature_importance.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_binary_scores_are_about_the_positive_class(project, params):
+    """With "yes" four times as common, a model that always says "yes" would have F1 0.89 for
+    "yes"; about the rare class, as prepare chooses, its F1 is 0 and the baseline shows that."""
+    make_messy_frame(rows=400).to_csv(RAW_DATA, index=False)
+    scores = scores_after_repro(params)
+    test = pd.read_parquet(TEST_DATA)
+    predicted = load_model().predict(test)
+    assert scores["f1"] == round(metrics.f1_score(test["label"], predicted, pos_label="no"), 6)
+    assert scores["recall"] == scores["recall_per_class"]["no"]
+    assert scores["baseline"]["f1"] == 0 and scores["baseline"]["accuracy"] > 0.75
+    assert scores["baseline"]["balanced_accuracy"] == 0.5 < scores["balanced_accuracy"]
+    params["data"]["positive_class"] = "yes"
+    assert scores_after_repro(params)["f1"] == round(metrics.f1_score(test["label"], predicted, pos_label="yes"), 6)
+
+
+def test_regression_scores_baseline_and_predictions_plot(project, params):
+    frame = make_frame(rows=800)
+    frame["label"] = frame["alpha"] * 3 + frame["beta"] + np.random.default_rng(0).normal(scale=0.1, size=800)
+    frame.to_csv(RAW_DATA, index=False)
+    scores = scores_after_repro(params)
+    assert set(scores) == {*METRICS["regression"], "baseline"}
+    assert set(scores["baseline"]) == {"rmse", "mae", "r2"}
+    assert scores["rmse"] < scores["baseline"]["rmse"] and scores["r2"] > 0.8 > scores["baseline"]["r2"]
+    test = pd.read_parquet(TEST_DATA)
+    assert scores["mae"] == round(metrics.mean_absolute_error(test["label"], load_model().predict(test)), 6)
+    points = json.loads((EVALUATION_DIR / "plots" / "sklearn" / "predictions.json").read_text())
+    assert len(points) == min(PREDICTION_POINTS, len(test))
+    assert all(abs(p["actual"] - p["predicted"] - p["residual"]) < 1e-9 for p in points)
+    assert not (EVALUATION_DIR / "plots" / "sklearn" / "roc.json").exists()
+
+
+def test_undefined_scores_are_left_out_never_nan(project, params):
+    """A class too rare to reach the test set leaves ROC AUC undefined: no NaN in metrics.json."""
+    frame = make_frame(classes=2, rows=120)
+    frame.loc[:2, "label"] = 2  # three rows of a third class: one lands in the test set at most
+    frame.to_csv(RAW_DATA, index=False)
+    params["prepare"]["test_size"] = 0.1
+    scores = scores_after_repro(params)
+    assert "roc_auc" not in scores and scores["balanced_accuracy"] > 0
+    assert "nan" not in (EVALUATION_DIR / "metrics.json").read_text().lower()
 
 
 def test_metrics_are_exact_and_plot_files_small_on_a_larger_test_set(project, params):
     make_frame(classes=2, rows=8_000).to_csv(RAW_DATA, index=False)
-    params["train"]["estimator"] = "logistic_regression"
-    prepare(params)
-    train(params)
-    evaluate(params)
+    params["train"]["estimator"] = "linear"
+    params["data"]["positive_class"] = 1
+    scores = scores_after_repro(params)
     test = pd.read_parquet(TEST_DATA)
-    features, labels = test.drop(columns=["label"]), test["label"]
+    labels = test["label"]
     model = load_model()
-    predicted, score = model.predict(features), model.predict_proba(features)[:, 1]
-    scores = json.loads((EVALUATION_DIR / "metrics.json").read_text())
+    predicted, score = model.predict(test), model.predict_proba(test)[:, 1]
     assert scores["accuracy"] == round(metrics.accuracy_score(labels, predicted), 6)
     assert scores["f1"] == round(metrics.f1_score(labels, predicted), 6)
     assert scores["roc_auc"] == round(metrics.roc_auc_score(labels, score), 6)
@@ -78,15 +122,14 @@ def test_thinning_keeps_ends_order_and_a_bounded_count():
     assert list(thin(x[:20], y[:20], limit=50)) == list(range(20))  # short curves stay whole
 
 
-def test_permutation_importance_uses_a_fixed_bounded_sample(project, params, monkeypatch):
-    make_frame(classes=2, rows=400).to_csv(RAW_DATA, index=False)
-    params["train"]["estimator"] = "hist_gradient_boosting"  # no built-in importances
+def test_permutation_importance_is_per_raw_column_on_a_fixed_bounded_sample(project, params, monkeypatch):
+    make_messy_frame(rows=400).to_csv(RAW_DATA, index=False)
     prepare(params)
     train(params)
     monkeypatch.setattr("{{cookiecutter.package_name}}.evaluate.IMPORTANCE_ROWS", 40)
     test = pd.read_parquet(TEST_DATA)
-    features, labels = test.drop(columns=["label"]), test["label"]
+    features, labels = test[["size", "weight", "colour"]], test["label"]
     first, title = importances(load_model(), features, labels)
     again, _ = importances(load_model(), features, labels)
     assert title == "Permutation importance on 40 of 100 test rows (seed 0)"
-    assert np.array_equal(first, again)
+    assert len(first) == 3 and np.array_equal(first, again)

@@ -1,10 +1,11 @@
+import numpy as np
 import pandas as pd
 import pytest
 
-from {{cookiecutter.package_name}}.config import RAW_DATA, TEST_DATA, TRAIN_DATA, PipelineError
+from {{cookiecutter.package_name}}.config import RAW_DATA, SUMMARY_FILE, TEST_DATA, TRAIN_DATA, PipelineError, read_summary
 from {{cookiecutter.package_name}}.prepare import prepare
 
-from .conftest import make_frame
+from .conftest import make_frame, make_messy_frame
 
 
 def test_split_is_stratified_and_sized(project, params):
@@ -24,7 +25,7 @@ def test_split_depends_on_seed(project, params):
 
 def test_missing_target_column_is_reported_and_nothing_written(project, params):
     make_frame().rename(columns={"label": "y"}).to_csv(RAW_DATA, index=False)
-    with pytest.raises(PipelineError, match="no target column 'label'"):
+    with pytest.raises(PipelineError, match=r"no target column 'label' \(rename your label column"):
         prepare(params)
     assert not TRAIN_DATA.exists() and not TEST_DATA.exists()
 
@@ -37,23 +38,100 @@ def test_test_size_outside_unit_interval_is_rejected(project, params, value):
     assert not TRAIN_DATA.exists()
 
 
-def test_non_numeric_and_missing_values_are_named(project, params):
+def test_every_problem_of_the_file_is_reported_at_once(project, params):
     frame = make_frame()
-    frame["city"] = "Oslo"
+    frame["empty"] = None
+    frame.loc[4, "label"] = 7  # a class with a single row
     frame.to_csv(RAW_DATA, index=False)
-    with pytest.raises(PipelineError, match="columns city are not numeric"):
+    params["data"]["drop"] = ["nope"]
+    params["data"]["positive_class"] = 3
+    with pytest.raises(PipelineError) as error:
         prepare(params)
-    frame = make_frame()
-    frame.loc[3, "beta"] = None
-    frame.to_csv(RAW_DATA, index=False)
-    with pytest.raises(PipelineError, match="columns beta have missing values"):
-        prepare(params)
+    message = str(error.value)
+    assert "\n" not in message
+    for part in (
+        "data.drop names columns the file does not have: 'nope'",
+        "columns with no value at all: empty (add them to data.drop)",
+        "classes with a single row, which cannot be split: 7",
+        "data.positive_class is set but 'label' has 3 classes",
+    ):
+        assert part in message
+    assert not TRAIN_DATA.exists() and not SUMMARY_FILE.exists()
 
 
-def test_single_class_is_rejected(project, params):
+def test_single_value_target_and_text_regression_target_are_refused(project, params):
     make_frame(classes=1).to_csv(RAW_DATA, index=False)
-    with pytest.raises(PipelineError, match="needs at least two classes"):
+    with pytest.raises(PipelineError, match="target 'label' needs at least two different values, found 1"):
         prepare(params)
+    make_messy_frame().to_csv(RAW_DATA, index=False)
+    params["data"]["task"] = "regression"
+    with pytest.raises(PipelineError, match="target 'label' is not numeric, as a regression needs"):
+        prepare(params)
+
+
+@pytest.mark.parametrize(
+    ("labels", "task"),
+    [
+        (["a", "b"] * 30, "classification"),
+        ([0, 1, 2] * 20, "classification"),
+        (list(np.linspace(0, 9, 60)), "regression"),
+    ],
+)
+def test_auto_task_is_decided_from_the_target_and_printed(project, params, capsys, labels, task):
+    frame = make_frame(rows=60)
+    frame["label"] = labels
+    frame.to_csv(RAW_DATA, index=False)
+    prepare(params)
+    assert read_summary()["task"] == task
+    assert f"prepare: task {task} (" in capsys.readouterr().out
+
+
+def test_declared_task_wins_over_auto(project, params):
+    frame = make_frame(rows=60)
+    frame["label"] = np.arange(60) % 3
+    frame.to_csv(RAW_DATA, index=False)
+    params["data"]["task"] = "regression"
+    prepare(params)
+    assert read_summary()["task"] == "regression"
+
+
+def test_positive_class_is_the_rarer_one_unless_declared(project, params, capsys):
+    make_messy_frame().to_csv(RAW_DATA, index=False)
+    prepare(params)
+    assert read_summary()["positive_class"] == "no"
+    assert "prepare: positive class 'no'" in capsys.readouterr().out
+    params["data"]["positive_class"] = "yes"
+    prepare(params)
+    assert read_summary()["positive_class"] == "yes"
+    params["data"]["positive_class"] = "maybe"
+    with pytest.raises(PipelineError, match="data.positive_class 'maybe' is not a value of 'label'"):
+        prepare(params)
+
+
+def test_ids_dates_and_free_text_are_named_in_one_warning_and_left_out(project, params, capsys):
+    make_messy_frame().to_csv(RAW_DATA, index=False)
+    prepare(params)
+    summary = read_summary()
+    assert summary["numeric"] == ["size", "weight"] and summary["categorical"] == ["colour"]
+    assert set(summary["ignored"]) == {"id", "visited", "note"}
+    [warning] = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert all(f"'{name}'" in warning for name in ("id", "visited", "note")) and "data.drop" in warning
+    params["data"]["drop"] = ["id", "visited", "note"]
+    prepare(params)
+    assert "warning" not in capsys.readouterr().out
+    assert read_summary()["ignored"] == dict.fromkeys(["id", "visited", "note"], "listed in data.drop")
+
+
+def test_rows_without_a_target_are_left_out_and_the_profile_is_small(project, params):
+    frame = make_messy_frame()
+    frame.loc[:9, "label"] = None
+    frame.to_csv(RAW_DATA, index=False)
+    prepare(params)
+    assert len(pd.read_parquet(TRAIN_DATA)) + len(pd.read_parquet(TEST_DATA)) == 190
+    profile = read_summary()["data"]
+    assert profile["rows"] == 200 and profile["columns"] == list(frame.columns)
+    assert profile["missing"]["label"] == 0.05 and profile["missing"]["colour"] == round(23 / 200, 4)
+    assert sum(profile["target"].values()) == 190
 
 
 def test_split_keeps_the_raw_values_and_is_the_same_file_each_time(project, params):

@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from {{cookiecutter.package_name}}.config import PipelineError
-from {{cookiecutter.package_name}}.report import confusion_chart, confusion_counts, curve_chart, dvc_table
+from {{cookiecutter.package_name}}.report import (
+    baseline_section,
+    confusion_chart,
+    confusion_counts,
+    curve_chart,
+    data_section,
+    dvc_table,
+    predictions_chart,
+    raw_data_hash,
+)
 
 
 def test_charts_draw_both_sides(tmp_path):
@@ -28,3 +37,50 @@ def test_dvc_table_missing_says_which_command_writes_it(tmp_path):
         dvc_table(tmp_path / "metrics.md", "dvc metrics diff main --md")
     (tmp_path / "params.md").write_text("\n", encoding="utf-8")
     assert dvc_table(tmp_path / "params.md", "dvc params diff main --md") == ""  # nothing changed
+
+
+def test_the_baseline_section_says_by_how_much_the_model_beats_it_or_that_it_does_not():
+    useful = {"balanced_accuracy": 0.9, "accuracy": 0.92, "baseline": {"balanced_accuracy": 0.5, "accuracy": 0.9}}
+    text = "\n".join(baseline_section(useful))
+    assert "| balanced_accuracy | 0.9000 | 0.5000 | +0.4000 |" in text
+    assert "The model beats always predicting the most frequent class by 0.4000 balanced_accuracy." in text
+    useless = {"balanced_accuracy": 0.5, "accuracy": 0.9, "baseline": {"balanced_accuracy": 0.5, "accuracy": 0.9}}
+    assert "**The model does not beat always predicting the most frequent class**" in "\n".join(
+        baseline_section(useless)
+    )
+    worse = {"rmse": 12.0, "mae": 9.0, "r2": -0.1, "baseline": {"rmse": 10.0, "mae": 8.0, "r2": 0.0}}
+    text = "\n".join(baseline_section(worse))
+    assert (
+        "| rmse | 12.0000 | 10.0000 | -2.0000 |" in text and "does not beat always predicting the training mean" in text
+    )
+    assert baseline_section({"accuracy": 0.9}) == []  # metrics from before the baseline existed
+
+
+def test_the_data_section_compares_the_profiles_without_row_data():
+    base = {
+        "task": "classification",
+        "data": {"rows": 100, "columns": ["a", "b", "y"], "missing": {}, "target": {"0": 60, "1": 40}},
+    }
+    head = {
+        "task": "classification",
+        "data": {"rows": 120, "columns": ["a", "c", "y"], "missing": {"c": 0.25}, "target": {"0": 70, "1": 50}},
+    }
+    text = "\n".join(data_section(base, head))
+    for row in ("| rows | 100 | 120 |", "| columns added | | `c` |", "| columns removed | `b` | |",
+                "| missing in `c` | – | 25.0% |", "| rows of class `1` | 40 | 50 |"):  # fmt: skip
+        assert row in text
+    assert "Update `data/README.md`" in text
+    assert data_section(base, None) == []
+
+
+def test_the_raw_data_hash_is_read_from_dvc_lock():
+    lock = "stages:\n  prepare:\n    deps:\n    - path: data/raw/dataset.csv\n      md5: abc\n"
+    assert raw_data_hash(lock) == "abc"
+    assert raw_data_hash(None) is None and raw_data_hash("stages: {}\n") is None
+
+
+def test_a_regression_chart_draws_both_sides(tmp_path):
+    points = [{"actual": float(i), "predicted": i + 0.5, "residual": -0.5} for i in range(10)]
+    sides = {"base": {"predictions": points}, "this change": {"predictions": points[:5]}}
+    assert predictions_chart(sides, tmp_path).read_bytes()[:4] == b"\x89PNG"
+    assert predictions_chart({"base": {}}, tmp_path) is None

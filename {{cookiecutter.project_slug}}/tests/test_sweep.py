@@ -81,7 +81,7 @@ def result(name, n, depth, roc_auc=None, error=None, ran=("train",)):
     done = {"name": name, "params": params, "ran": list(ran)}
     if error:
         return {**done, "error": error}
-    return {**done, "metrics": {metric: 0.5 for metric in METRICS} | {"roc_auc": roc_auc}}
+    return {**done, "metrics": {metric: 0.5 for metric in METRICS["classification"]} | {"roc_auc": roc_auc}}
 
 
 def test_the_table_ranks_runs_shows_varying_values_and_keeps_failed_rows(tmp_path):
@@ -116,4 +116,17 @@ def test_the_sweep_knows_every_metric_evaluate_writes(project, params):
     prepare(params)
     train(params)
     evaluate(params)
-    assert set(json.loads((EVALUATION_DIR / "metrics.json").read_text())) == set(METRICS)
+    written = json.loads((EVALUATION_DIR / "metrics.json").read_text())
+    assert {name for name, value in written.items() if not isinstance(value, dict)} == set(METRICS["classification"])
+
+
+def test_a_regression_sweep_ranks_by_its_own_metrics_and_direction(tmp_path, params):
+    with pytest.raises(PipelineError, match="rmse is better lower, so direction must be minimize"):
+        load_sweep(write_spec(tmp_path, metric="rmse"), params)
+    sweep = Sweep("rmse", "minimize", SPEC["parameters"])
+    runs = [{**result(f"sweep-{n}", n, None), "metrics": {"rmse": n, "mae": n / 2, "r2": 0.5}} for n in (3, 1, 2)]
+    rows = [line for line in table(sweep, runs, None).splitlines() if "`sweep-" in line]
+    assert [row.split(" | ")[1] for row in rows[:3]] == ["`sweep-1`", "`sweep-2`", "`sweep-3`"]
+    assert "| **rmse** | mae | r2 |" in table(sweep, runs, None)
+    with pytest.raises(PipelineError, match="a regression has no roc_auc; rank by one of rmse, mae, r2"):
+        table(Sweep("roc_auc", "maximize", SPEC["parameters"]), runs, None)

@@ -1,43 +1,71 @@
+import numpy as np
+import pandas as pd
 import pytest
 
-from {{cookiecutter.package_name}}.config import MODEL_FILE, PipelineError
-from {{cookiecutter.package_name}}.model_file import load_model
+import {{cookiecutter.package_name}}.train as training
+from {{cookiecutter.package_name}}.config import MODEL_FILE, RAW_DATA, TRAIN_DATA, PipelineError
+from {{cookiecutter.package_name}}.model_file import load_model, model_columns
 from {{cookiecutter.package_name}}.prepare import prepare
-from {{cookiecutter.package_name}}.train import ESTIMATORS, train
+from {{cookiecutter.package_name}}.train import ESTIMATORS, build_estimator, fit_in_steps, train
+
+from .conftest import make_messy_frame
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
-def test_every_estimator_trains_and_round_trips(project, params, estimator):
+def test_every_estimator_trains_on_raw_columns_and_round_trips(project, params, estimator):
+    make_messy_frame().to_csv(RAW_DATA, index=False)
     params["train"]["estimator"] = estimator
     prepare(params)
     train(params)
     model = load_model(MODEL_FILE)
-    assert list(model.classes_) == [0, 1]
+    assert list(model.classes_) == ["no", "yes"]
+    columns = model_columns(model)
+    assert columns["numeric"] == ["size", "weight"] and columns["categorical"] == ["colour"]
+    # The left-out columns never reach the estimator.
+    assert list(model[0].get_feature_names_out()[:2]) == ["size", "weight"]
+    assert not {"id", "visited", "note", "label"} & {name.split("_")[0] for name in model[0].get_feature_names_out()}
+    rows = pd.DataFrame({"size": [np.nan, 3.0], "weight": [0.0, 0.1], "colour": ["purple", None]})
+    assert model.predict(rows).shape == (2,)  # missing values and an unseen category
+
+
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
+def test_every_estimator_has_a_regressor(project, params, estimator):
+    frame = make_messy_frame()
+    frame["label"] = frame["size"].fillna(0) * 10 + np.arange(len(frame)) % 7
+    frame.to_csv(RAW_DATA, index=False)
+    params["train"]["estimator"] = estimator
+    prepare(params)
+    train(params)
+    model = load_model(MODEL_FILE)
+    assert not hasattr(model, "predict_proba")
+    assert type(model[-1]).__name__ in {"HistGradientBoostingRegressor", "RandomForestRegressor", "Ridge"}
+    assert model.predict(pd.read_parquet(TRAIN_DATA)).dtype.kind == "f"
 
 
 def test_unknown_estimator_is_rejected_before_any_output(project, params):
+    prepare(params)
     params["train"]["estimator"] = "svm"
-    with pytest.raises(PipelineError, match="train.estimator 'svm' is unknown; choose one of random_forest"):
+    with pytest.raises(PipelineError, match="train.estimator 'svm' is unknown; choose one of hist_gradient_boosting"):
         train(params)
     assert not MODEL_FILE.exists()
 
 
-def test_negative_hyper_parameter_is_rejected(project, params):
-    params["train"]["random_forest"]["n_estimators"] = -5
-    with pytest.raises(PipelineError, match="train.random_forest.n_estimators must not be negative"):
-        train(params)
-
-
-def test_unknown_hyper_parameter_is_rejected(project, params):
+def test_negative_or_unknown_hyper_parameters_are_rejected(params):
+    params["train"]["hist_gradient_boosting"]["max_iter"] = -5
+    with pytest.raises(PipelineError, match="train.hist_gradient_boosting.max_iter must not be negative"):
+        build_estimator(params, "classification")
     params["train"]["random_forest"]["trees"] = 10
+    params["train"]["estimator"] = "random_forest"
     with pytest.raises(PipelineError, match="train.random_forest has a key the estimator does not accept"):
-        train(params)
+        build_estimator(params, "regression")
 
 
 def test_invalid_value_reported_by_scikit_learn(project, params):
     prepare(params)
-    params["train"]["random_forest"]["n_estimators"] = 0
-    with pytest.raises(PipelineError, match="^params.yaml: train.random_forest: The 'n_estimators' parameter") as error:
+    params["train"]["hist_gradient_boosting"]["max_leaf_nodes"] = 1
+    with pytest.raises(
+        PipelineError, match="^params.yaml: train.hist_gradient_boosting: The 'max_leaf_nodes'"
+    ) as error:
         train(params)
     assert "\n" not in str(error.value)
     assert not MODEL_FILE.exists()
@@ -50,3 +78,26 @@ def test_retraining_gives_a_byte_identical_model(project, params):
     first = MODEL_FILE.read_bytes()
     train(params)
     assert MODEL_FILE.read_bytes() == first
+
+
+def test_a_forest_grown_in_steps_is_the_forest_grown_at_once(params):
+    params["train"]["estimator"] = "random_forest"
+    frame = make_messy_frame()
+    features, labels = frame[["size", "weight"]].fillna(0), frame["label"]
+    at_once = build_estimator(params, "classification").fit(features, labels)
+    stepped = build_estimator(params, "classification")
+    progress = training.Progress(stepped)
+    fit_in_steps(stepped, features, labels, progress)
+    assert progress.trees == 20 and not stepped.warm_start
+    np.testing.assert_array_equal(stepped.predict_proba(features), at_once.predict_proba(features))
+
+
+def test_a_long_fit_prints_where_it_is(project, params, capsys, monkeypatch):
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.05)
+    make_messy_frame(rows=20_000).to_csv(RAW_DATA, index=False)
+    params["train"]["hist_gradient_boosting"].update(max_iter=200, learning_rate=0.01)
+    prepare(params)
+    train(params)
+    lines = [line for line in capsys.readouterr().out.splitlines() if "iterations" in line]
+    assert lines and all(line.startswith("train: ") and line.endswith(" s") for line in lines), lines
+    assert "of at most 200 iterations" in lines[-1]

@@ -85,7 +85,13 @@ def read_csv(path: Path) -> pd.DataFrame:
         # pyarrow keeps the memory it parsed the file in for later use: give it back, or the split
         # and the Parquet files come on top of it (about 300 MB more peak memory at 1M rows).
         pyarrow.default_memory_pool().release_unused()
-        if frame.columns.is_unique and len(frame.columns):
+        # pyarrow reads bytes that are not UTF-8 as binary values, where pandas names the byte.
+        binary = any(
+            isinstance(value, bytes)
+            for name in frame.select_dtypes("object", exclude="str")
+            for value in frame[name].dropna().head(1)
+        )
+        if len(frame.columns) and not binary:
             return frame
     except Exception:
         pass

@@ -41,6 +41,7 @@ from .config import (
     PipelineError,
     run_main,
 )
+
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
 
@@ -182,7 +183,9 @@ def baseline_section(scores: dict) -> list[str]:
         lines.append(f"| {name} | {scores[name]:.4f} | {baseline[name]:.4f} | {better:+.4f} |")
     headline = names[0]
     guess = "the training mean" if task_of(scores) == "regression" else "the most frequent class"
-    margin = baseline[headline] - scores[headline] if headline in LOWER_IS_BETTER else scores[headline] - baseline[headline]
+    margin = (
+        baseline[headline] - scores[headline] if headline in LOWER_IS_BETTER else scores[headline] - baseline[headline]
+    )
     if margin > 0:
         verdict = f"The model beats always predicting {guess} by {margin:.4f} {headline}."
     else:
@@ -206,7 +209,12 @@ def data_section(base: dict | None, head: dict | None) -> list[str]:
     """Rows, columns, missing values and the target, before and after: small, no row data."""
     if not head:
         return []
-    lines = ["### Data", "", "> The raw data changed: the metrics compare models trained and tested on different data.", ""]
+    lines = [
+        "### Data",
+        "",
+        "> The raw data changed: the metrics compare models trained and tested on different data.",
+        "",
+    ]
     before, after = (base or {}).get("data", {}), head["data"]
     lines += ["| | base | this change |", "|---|---|---|"]
     lines.append(f"| rows | {before.get('rows', '–')} | {after['rows']} |")

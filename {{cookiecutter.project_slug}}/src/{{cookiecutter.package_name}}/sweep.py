@@ -62,7 +62,9 @@ def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
         raise PipelineError(f"{path}: direction must be maximize or minimize, got {direction!r}.")
     if direction != ("minimize" if metric in LOWER_IS_BETTER else "maximize"):
         better = "lower" if metric in LOWER_IS_BETTER else "higher"
-        raise PipelineError(f"{path}: {metric} is better {better}, so direction must be {DIRECTIONS[better == 'lower']}.")
+        raise PipelineError(
+            f"{path}: {metric} is better {better}, so direction must be {DIRECTIONS[better == 'lower']}."
+        )
     if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
         raise PipelineError(f"{path}: max_runs must be a positive integer, got {cap!r}.")
     parameters = spec.get("parameters")
@@ -178,9 +180,7 @@ def task_metrics(sweep: Sweep, good: list[dict]) -> tuple[str, ...]:
         return (sweep.metric,)
     task = "regression" if "rmse" in good[0]["metrics"] else "classification"
     if sweep.metric not in METRICS[task]:
-        raise PipelineError(
-            f"{SWEEP_FILE}: a {task} has no {sweep.metric}; rank by one of {', '.join(METRICS[task])}."
-        )
+        raise PipelineError(f"{SWEEP_FILE}: a {task} has no {sweep.metric}; rank by one of {', '.join(METRICS[task])}.")
     return METRICS[task]
 
 

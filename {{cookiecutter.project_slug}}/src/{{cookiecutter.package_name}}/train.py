@@ -86,8 +86,10 @@ def preprocessing(estimator: BaseEstimator, summary: dict) -> ColumnTransformer:
         one_hot = OneHotEncoder(
             handle_unknown="infrequent_if_exist", max_categories=ONE_HOT_CATEGORIES, sparse_output=False
         )
-        numbers = "passthrough" if hasattr(estimator, "n_estimators") else make_pipeline(
-            SimpleImputer(strategy="median"), StandardScaler()
+        numbers = (
+            "passthrough"
+            if hasattr(estimator, "n_estimators")
+            else make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
         )
         categories = one_hot
     return ColumnTransformer(

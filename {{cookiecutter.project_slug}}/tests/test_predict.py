@@ -1,0 +1,56 @@
+import pandas as pd
+import pytest
+
+from {{cookiecutter.package_name}}.config import MODEL_FILE, RAW_DATA, PipelineError
+from {{cookiecutter.package_name}}.predict import main
+from {{cookiecutter.package_name}}.prepare import prepare
+from {{cookiecutter.package_name}}.train import train
+
+from .conftest import make_messy_frame
+
+
+@pytest.fixture
+def trained(project, params):
+    make_messy_frame().to_csv(RAW_DATA, index=False)
+    prepare(params)
+    train(params)
+    return project
+
+
+def test_predicts_raw_rows_and_keeps_the_left_out_columns(trained, tmp_path):
+    rows = make_messy_frame().head(5).drop(columns="label")
+    rows.loc[0, "colour"] = "never seen"
+    rows[["weight", "size", "id", "colour"]].to_csv(tmp_path / "new.csv", index=False)  # any order, no note or date
+    main([str(tmp_path / "new.csv"), "--out", str(tmp_path / "out" / "predicted.csv")])
+    predicted = pd.read_csv(tmp_path / "out" / "predicted.csv")
+    assert list(predicted.columns) == [
+        "weight",
+        "size",
+        "id",
+        "colour",
+        "predicted_label",
+        "probability_no",
+        "probability_yes",
+    ]
+    assert list(predicted["id"]) == list(rows["id"])
+    assert set(predicted["predicted_label"]) <= {"yes", "no"}
+    assert ((predicted["probability_no"] + predicted["probability_yes"]).round(5) == 1).all()
+
+
+def test_columns_that_do_not_match_are_all_named_and_nothing_is_written(trained, tmp_path):
+    rows = make_messy_frame().head(5).drop(columns=["size", "colour"]).assign(height=1, size="big")
+    rows.to_csv(tmp_path / "new.csv", index=False)
+    out = tmp_path / "predicted.csv"
+    with pytest.raises(PipelineError) as error:
+        main([str(tmp_path / "new.csv"), "--out", str(out)])
+    assert str(error.value) == (
+        f"{tmp_path / 'new.csv'} does not match the model's training data: "
+        "missing columns colour; columns the model was not trained with: height; text in numeric columns size."
+    )
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_missing_model_says_how_to_get_one(project, tmp_path):
+    make_messy_frame().to_csv(tmp_path / "new.csv", index=False)
+    with pytest.raises(PipelineError, match=f"{MODEL_FILE} is missing; run `dvc repro` or `dvc pull`"):
+        main([str(tmp_path / "new.csv")])
