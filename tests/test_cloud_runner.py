@@ -106,14 +106,14 @@ def test_remove_with_nothing_launched_says_so(project, tmp_path):
 
 @pytest.fixture
 def gitlab(bake, jobs_venv, s3_endpoint, tmp_path):
-    """A cml project whose main branch breaks training (a negative n_estimators)."""
+    """A cml project whose main branch breaks training (a negative max_leaf_nodes)."""
     bucket = f"cml-{uuid.uuid4().hex[:12]}"
     project = bake(s3_bucket=bucket, training_runner="cml")
     env = s3_env(project, s3_endpoint, bucket)
     commit_first_model(project, env)
     run(["dvc", "push", "--quiet"], project, env)
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: -1"))
+    params.write_text(params.read_text().replace("max_leaf_nodes: 31", "max_leaf_nodes: -1"))
     run(["git", "commit", "--quiet", "-am", "Break training"], project, env)
     with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
         yield LocalGitLab(project, jobs_venv, s3_endpoint, api)
@@ -130,7 +130,7 @@ def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     }
     result = gitlab.pipeline("launch-runner", "train", "remove-runner", variables=variables)
     assert result.returncode != 0  # the train job failed
-    assert "train.random_forest.n_estimators must not be negative" in result.job_log("train")
+    assert "train.hist_gradient_boosting.max_leaf_nodes must not be negative" in result.job_log("train")
 
     [launch] = [call for call in gitlab.cml_calls() if call["argv"][:2] == ["runner", "launch"]]
     assert launch["outcome"] == "launched"

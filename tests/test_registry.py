@@ -32,13 +32,13 @@ class Project:
     def git(self, *args: str) -> str:
         return run(["git", *args], self.path, self.env).stdout.strip()
 
-    def commit_trained(self, trees: int, push: bool = True) -> str:
-        """Train with `trees` trees, commit params and dvc.lock, push the results: the commit."""
+    def commit_trained(self, leaves: int, push: bool = True) -> str:
+        """Train with max_leaf_nodes `leaves`, commit params and dvc.lock, push the results: the commit."""
         params = self.path / "params.yaml"
-        params.write_text(re.sub(r"n_estimators: \d+", f"n_estimators: {trees}", params.read_text()))
+        params.write_text(re.sub(r"max_leaf_nodes: \d+", f"max_leaf_nodes: {leaves}", params.read_text()))
         run(["dvc", "repro", "--quiet"], self.path, self.env)
         self.git("add", "--all")
-        self.git("commit", "--quiet", "-m", f"Train {trees} trees")
+        self.git("commit", "--quiet", "-m", f"Train with {leaves} leaves")
         if push:
             run(["dvc", "push", "--quiet"], self.path, self.env)
         return self.git("rev-parse", "HEAD")
@@ -72,7 +72,7 @@ def assert_refused(result: subprocess.CompletedProcess, start: str) -> str:
 
 
 def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(project, tmp_path):
-    first = project.commit_trained(100)
+    first = project.commit_trained(31)
     registered = project.registry("register").stdout
     assert f"Registered model v0.1.0: the model of commit {first[:8]}." in registered
     second = project.commit_trained(20)
@@ -127,13 +127,13 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
 
 
 def test_each_refusal_is_one_line_and_pushes_no_tag(project):
-    trained = project.commit_trained(100, push=False)
+    trained = project.commit_trained(31, push=False)
     refused = assert_refused(project.registry("register", check=False), "this commit's model (models/model.skops")
     assert "is not in the DVC remote: run 'dvc push'" in refused
     run(["dvc", "push", "--quiet"], project.path, project.env)
 
     params = project.path / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 100", "n_estimators: 7"))
+    params.write_text(params.read_text().replace("max_leaf_nodes: 31", "max_leaf_nodes: 7"))
     assert assert_refused(project.registry("register", check=False), "uncommitted changes (params.yaml)")
     project.git("commit", "--quiet", "-am", "Change params without dvc repro")
     stale = assert_refused(project.registry("register", check=False), "dvc.lock does not match this commit")

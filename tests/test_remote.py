@@ -12,22 +12,22 @@ pytestmark = pytest.mark.slow
 RESTORED = ("data/raw/dataset.csv", "models/model.skops", "reports/evaluation/metrics.json")
 
 
-def set_trees(project, count: int) -> None:
+def set_leaves(project, count: int) -> None:
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["train"]["random_forest"]["n_estimators"] = count
+    params["train"]["hist_gradient_boosting"]["max_leaf_nodes"] = count
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def test_push_then_fresh_clone_restores_without_recomputing(bake, s3_endpoint, tmp_path):
     project = bake(s3_bucket="roundtrip-bucket", s3_prefix="team/models")
     env = s3_env(project, s3_endpoint, "roundtrip-bucket")
-    # An experiment with 50 trees, pushed with its run-cache but never committed ...
-    set_trees(project, 50)
+    # An experiment with 50 leaves, pushed with its run-cache but never committed ...
+    set_leaves(project, 50)
     run(["dvc", "repro"], project, env)
     run(["dvc", "push", "--run-cache"], project, env)
     experiment_model = (project / "models/model.skops").read_bytes()
-    # ... then the committed state: 100 trees, dvc.lock in git, outputs in the remote.
+    # ... then the committed state: 31 leaves, dvc.lock in git, outputs in the remote.
     run(["git", "checkout", "params.yaml"], project, env)
     run(["dvc", "repro"], project, env)
     run(["git", "add", "--all"], project, env)
@@ -48,7 +48,7 @@ def test_push_then_fresh_clone_restores_without_recomputing(bake, s3_endpoint, t
     assert run(["git", "status", "--porcelain"], clone, clone_env).stdout == ""
 
     # Params that were run and pushed elsewhere: restored from the run-cache, not retrained.
-    set_trees(clone, 50)
+    set_leaves(clone, 50)
     result = run(["dvc", "repro", "--pull"], clone, clone_env)
     assert "Running stage" not in result.stdout, result.stdout
     assert "Stage 'train' is cached - skipping run" in result.stdout, result.stdout
