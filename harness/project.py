@@ -129,17 +129,42 @@ def build_report(project: Path, base: str, env: dict | None = None) -> Path:
     return output / "report.md"
 
 
-def use_generated_data(project: Path, rows: int, features: int = 20, seed: int = 0) -> Path:
-    """Replace the project's raw data by a generated classification CSV (binary, `features` numeric
-    columns, the label in `target`), as a team bringing its own data would, and `dvc add` it."""
+def use_generated_data(
+    project: Path, rows: int, features: int = 20, seed: int = 0, categorical: int = 0, missing: float = 0.0
+) -> Path:
+    """Replace the project's raw data by a generated classification CSV (binary, `features`
+    columns, the label in `target`), as a team bringing its own data would, and `dvc add` it. The
+    first `categorical` columns are made text categories (a feature's deciles named `c0`..`c9`),
+    and a `missing` share of every feature's values is left empty."""
     # Imported here: most users of this module never need them, and scikit-learn takes a second.
-    from pyarrow import Table, csv
+    import numpy as np
+    from pyarrow import Table, array, csv
     from sklearn.datasets import make_classification
 
     values, labels = make_classification(rows, features, n_informative=features // 2, random_state=seed)
-    table = Table.from_pydict({**{f"x{i}": values[:, i] for i in range(features)}, "target": labels})
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for i in range(features):
+        column = values[:, i]
+        if i < categorical:
+            deciles = np.searchsorted(np.quantile(column, np.linspace(0.1, 0.9, 9)), column)
+            column = np.array([f"c{d}" for d in range(10)], dtype=object)[deciles]
+        columns[f"{'c' if i < categorical else 'x'}{i}"] = array(column, mask=rng.random(rows) < missing)
+    table = Table.from_pydict({**columns, "target": labels})
     raw = project / "data/raw/dataset.csv"
     csv.write_csv(table, raw, csv.WriteOptions(quoting_style="none"))
+    run(["dvc", "add", "--quiet", "data/raw/dataset.csv"], project)
+    return raw
+
+
+def use_own_table(project: Path, frame, **data) -> Path:
+    """Write `frame` as the project's raw data, set `data.*` of params.yaml (target, drop, ...), and
+    `dvc add` it: the baked README's "Using your own data"."""
+    raw = project / "data/raw/dataset.csv"
+    frame.to_csv(raw, index=False)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"].update(data)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "add", "--quiet", "data/raw/dataset.csv"], project)
     return raw
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+import palmerpenguins
 from sklearn import datasets
 from slugify import slugify
 
@@ -87,6 +88,7 @@ DEFAULT_TREE = [
     "src/tumour_classifier/config.py",
     "src/tumour_classifier/evaluate.py",
     "src/tumour_classifier/model_file.py",
+    "src/tumour_classifier/predict.py",
     "src/tumour_classifier/prepare.py",
     "src/tumour_classifier/registry.py",
     "src/tumour_classifier/report.py",
@@ -97,6 +99,7 @@ DEFAULT_TREE = [
     "tests/conftest.py",
     "tests/test_evaluate.py",
     "tests/test_model_file.py",
+    "tests/test_predict.py",
     "tests/test_prepare.py",
     "tests/test_registry.py",
     "tests/test_report.py",
@@ -208,9 +211,16 @@ def test_dataset_file_is_the_chosen_dataset(bake, name):
     project = bake(dataset=name)
     assert_rendered_cleanly(project, {"dataset": name})
     shipped = pd.read_csv(project / "data/raw/dataset.csv")
+    target = yaml.safe_load((project / "params.yaml").read_text())["data"]["target"]
+    if name == "penguins":  # the palmerpenguins package's file, byte for byte
+        original = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
+        assert (project / "data/raw/dataset.csv").read_bytes() == original.read_bytes()
+        assert target == "species" and shipped.shape == (344, 8)
+        assert "CC0" in (project / "data/README.md").read_text()
+        return
     # The CSVs were exported from scikit-learn's bundled copies (tools/export_datasets.py).
     expected = getattr(datasets, f"load_{name}")(as_frame=True).frame
-    assert shipped.columns[-1] == "target"
+    assert shipped.columns[-1] == target == "target"
     assert list(shipped.columns) == list(expected.columns)
     assert shipped.shape == expected.shape
     assert (shipped["target"].to_numpy() == expected["target"].to_numpy()).all()
