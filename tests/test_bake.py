@@ -8,10 +8,10 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import palmerpenguins
 import pandas as pd
 import pytest
 import yaml
-import palmerpenguins
 from sklearn import datasets
 from slugify import slugify
 
