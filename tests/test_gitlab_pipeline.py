@@ -49,12 +49,12 @@ def run_cache_entries(gitlab: LocalGitLab) -> set[str]:
     return {key for key in s3_keys(gitlab) if key.startswith("dvc/runs/")}
 
 
-def change_trees(gitlab: LocalGitLab, branch: str, count: int, remote: str = "origin", start: str = "main") -> str:
-    """A new branch from `start` (the developer's local branch) with n_estimators changed, pushed."""
+def change_leaves(gitlab: LocalGitLab, branch: str, count: int, remote: str = "origin", start: str = "main") -> str:
+    """A new branch from `start` (the developer's local branch) with max_leaf_nodes changed, pushed."""
     gitlab.git("switch", "--quiet", "-c", branch, start)
     params_file = gitlab.project / "params.yaml"
-    params_file.write_text(re.sub(r"n_estimators: \d+", f"n_estimators: {count}", params_file.read_text()))
-    gitlab.git("commit", "--quiet", "-am", f"Try {count} trees")
+    params_file.write_text(re.sub(r"max_leaf_nodes: \d+", f"max_leaf_nodes: {count}", params_file.read_text()))
+    gitlab.git("commit", "--quiet", "-am", f"Try {count} leaves")
     gitlab.push(branch, remote)
     gitlab.git("switch", "--quiet", "main")
     return gitlab.head(branch, gitlab.fork if remote == "fork" else gitlab.origin)
@@ -91,19 +91,19 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
     run([*registry, "register"], gitlab.project, env)
     run([*registry, "promote", "v0.1.0", "production"], gitlab.project, env)
 
-    commit = change_trees(gitlab, "fewer-trees", 10)
-    mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-trees")
+    commit = change_leaves(gitlab, "fewer-leaves", 10)
+    mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-leaves")
     assert mr.returncode == 0, mr.output
     train = mr.job_log("train")
     assert "merge request !1 (detached) from a branch of this project into 'main', running in the target" in train
     assert ran_stages(train) == ["train", "evaluate"]  # the parameter feeds `train` only
     assert len(run_cache_entries(gitlab)) == 5
-    assert_only_dvc_lock_added(gitlab, "fewer-trees", commit)
+    assert_only_dvc_lock_added(gitlab, "fewer-leaves", commit)
 
     report = mr.artifact("report", "report/report.md").read_text()
     base = gitlab.head("main")[:8]
     assert f"vs `main` at `{base}`" in report
-    assert re.search(r"\| train\.random_forest\.n_estimators +\| 100 +\| 10 +\|", report), report
+    assert re.search(r"\| train\.hist_gradient_boosting\.max_leaf_nodes +\| 31 +\| 10 +\|", report), report
     for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
         assert re.search(rf"\| {metric} +\| 0\.\d+ +\| 0\.\d+ +\| -?[\d.]+ +\|", report), metric
     images = re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", report)
@@ -118,18 +118,18 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
 
     # The pipeline of the pushed dvc.lock commit: every stage comes from the remote, and the one
     # comment is edited in place.
-    tip = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-trees")
+    tip = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fewer-leaves")
     assert tip.returncode == 0, tip.output
     assert ran_stages(tip.job_log("train")) == [] and "dvc.lock matches this commit." in tip.job_log("train")
     assert [n["id"] for n in report_notes(gitlab)] == [note["id"]]
     # A retry of the first commit's pipeline: nothing is retrained, and its push is refused by the
     # lease, as the branch has moved on.
-    pushed = gitlab.head("fewer-trees")
-    retry = gitlab.pipeline("train", merge_request=True, source_branch="fewer-trees", sha=commit)
+    pushed = gitlab.head("fewer-leaves")
+    retry = gitlab.pipeline("train", merge_request=True, source_branch="fewer-leaves", sha=commit)
     assert retry.returncode == 0, retry.output
     assert ran_stages(retry.job_log("train")) == []
-    assert f"'fewer-trees' has moved on since {commit[:8]}" in retry.job_log("train")
-    assert gitlab.head("fewer-trees") == pushed and len(run_cache_entries(gitlab)) == 5
+    assert f"'fewer-leaves' has moved on since {commit[:8]}" in retry.job_log("train")
+    assert gitlab.head("fewer-leaves") == pushed and len(run_cache_entries(gitlab)) == 5
     for secret in (TOKEN, JOB_TOKEN):
         assert secret not in mr.output + tip.output + retry.output
 
@@ -138,7 +138,7 @@ def test_merged_results_commit_dvc_lock_on_the_source_tip(gitlab):
     """GitLab runs the MR on a merge commit in neither branch; the reproduced dvc.lock is pushed on
     the source branch's own tip, as it is true there too (main changed no dependency)."""
     push_main_results(gitlab)
-    source = change_trees(gitlab, "merged", 20)
+    source = change_leaves(gitlab, "merged", 20)
     target = commit_on_main(gitlab, "data/README.md", "The data, described again.\n")  # main moves on
     for kind in ("merged_result", "merge_train"):
         mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="merged", event_type=kind)
@@ -159,7 +159,7 @@ def test_merged_results_and_merge_trains_refuse_a_dvc_lock_that_only_the_merge_m
     """main changed what `prepare` depends on after the branch left it: the merge result's dvc.lock
     is not what the branch alone reproduces, so nothing is pushed and the job says to rebase."""
     push_main_results(gitlab)
-    source = change_trees(gitlab, "behind", 30)
+    source = change_leaves(gitlab, "behind", 30)
     params_file = gitlab.project / "params.yaml"
     params_file.write_text(params_file.read_text().replace("test_size: 0.25", "test_size: 0.3"))
     run(["dvc", "repro", "--quiet"], gitlab.project, gitlab.s3_env)
@@ -180,7 +180,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     target = commit_on_main(gitlab, "data/README.md", "Main moved on after the fork.\n")  # same results
     assert gitlab.head("main", gitlab.fork) != target  # the fork never synced its main
 
-    source = change_trees(gitlab, "fork-change", 20, remote="fork")
+    source = change_leaves(gitlab, "fork-change", 20, remote="fork")
     closed = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_fork")
     assert closed.returncode == 0, closed.output
     assert "does not allow anonymous reads, so training is skipped" in closed.job_log("train")
@@ -199,7 +199,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     assert "its results are not pushed to the remote" in train and "its author must run 'dvc repro --pull'" in train
     report = fork.artifact("report", "report/report.md").read_text()
     assert f"vs `main` at `{target[:8]}`" in report  # the target project's commit, not the fork's main
-    assert "| train.random_forest.n_estimators" in report
+    assert "| train.hist_gradient_boosting.max_leaf_nodes" in report
     assert "runs in the fork, without the target project's REPO_TOKEN" in fork.job_log("comment")
     assert s3_keys(gitlab) == stored and gitlab.api.notes(1) == []
     assert gitlab.head("fork-change", gitlab.fork) == source and gitlab.head("fork-change") == ""
@@ -209,7 +209,7 @@ def test_fork_merge_request_run_by_a_maintainer_in_the_target_project(gitlab):
     """The target project's secrets: it trains, pushes results, posts the report, and never pushes
     dvc.lock (the branch is in the fork); the log says what the author must commit."""
     push_main_results(gitlab)
-    source = change_trees(gitlab, "fork-change", 40, remote="fork")
+    source = change_leaves(gitlab, "fork-change", 40, remote="fork")
     before = run_cache_entries(gitlab)
     mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_parent")
     assert mr.returncode == 0, mr.output
@@ -220,13 +220,13 @@ def test_fork_merge_request_run_by_a_maintainer_in_the_target_project(gitlab):
     assert "The branch 'fork-change' lives in a fork" in train and "its author must run 'dvc repro --pull'" in train
     assert gitlab.head("fork-change", gitlab.fork) == source and gitlab.head("fork-change") == ""
     [note] = report_notes(gitlab)
-    assert "| train.random_forest.n_estimators" in note["body"]
+    assert "| train.hist_gradient_boosting.max_leaf_nodes" in note["body"]
     assert FORK_PATH not in note["body"]
 
 
 def test_every_push_error_but_a_moved_branch_fails_the_job_without_leaking_a_token(gitlab):
     push_main_results(gitlab)
-    commit = change_trees(gitlab, "guarded", 15)
+    commit = change_leaves(gitlab, "guarded", 15)
     revoked = {"REPO_TOKEN": "glpat-revoked"}
     refused = gitlab.pipeline("train", merge_request=True, source_branch="guarded", variables=revoked)
     assert refused.returncode != 0
