@@ -75,9 +75,15 @@ def test_branch_pipelines_never_sweep(project):
 @pytest.mark.parametrize(
     ("sweep", "message"),
     [
-        ({"train.random_forest.trees": [1, 2]}, "'train.random_forest.trees' is not a key of params.yaml"),
-        ({"train.random_forest.n_estimators": []}, "'train.random_forest.n_estimators' needs a non-empty list"),
-        ({"train.random_forest": [1]}, "'train.random_forest' is a section of params.yaml"),
+        (
+            {"train.hist_gradient_boosting.leaves": [1, 2]},
+            "'train.hist_gradient_boosting.leaves' is not a key of params.yaml",
+        ),
+        (
+            {"train.hist_gradient_boosting.max_leaf_nodes": []},
+            "'train.hist_gradient_boosting.max_leaf_nodes' needs a non-empty list",
+        ),
+        ({"train.hist_gradient_boosting": [1]}, "'train.hist_gradient_boosting' is a section of params.yaml"),
         ({"seed": list(range(17))}, "the sweep has 17 combinations, over max_runs (16)"),
     ],
     ids=["unknown-parameter", "empty-list", "a-section", "over-the-cap"],
@@ -152,9 +158,9 @@ def test_a_two_by_two_sweep_over_two_jobs_is_ranked_pushed_and_can_be_applied(gi
     assert first.returncode == 0, first.output
     table = rows(gitlab)
     assert len(table) == 4 and [row[0] for row in table] == ["1", "2", "3", "4"]
-    assert {(row[2], row[3]) for row in table} == {("50", "null"), ("50", "8"), ("200", "null"), ("200", "8")}
+    assert {(row[2], row[3]) for row in table} == {("0.05", "7"), ("0.05", "31"), ("0.2", "7"), ("0.2", "31")}
     scores = [float(row[4].strip("*")) for row in table]
-    assert scores == sorted(scores, reverse=True)  # roc_auc, maximized
+    assert scores == sorted(scores, reverse=True)  # balanced_accuracy, maximized
     for i in (1, 2):  # each job trained its own half (prepare came back from main's run-cache)
         log = first.job_log(f"sweep-run: [{i}/2]")
         assert log.count("sweep: sweep-") == 2 and ran_stages(log) == ["train", "evaluate"] * 2
@@ -191,17 +197,19 @@ def test_a_two_by_two_sweep_over_two_jobs_is_ranked_pushed_and_can_be_applied(gi
 @pytest.mark.slow
 def test_a_failed_run_is_a_row_and_the_others_stand(gitlab):
     spec = yaml.safe_load((gitlab.project / "sweep.yaml").read_text())
-    spec["parameters"] = {"train.random_forest.n_estimators": [50, -1]}
+    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [50, -1]}
     open_merge_request(gitlab, spec)
     result = sweep_pipeline(gitlab)
     assert result.returncode != 0
     logs = [result.job_log(f"sweep-run: [{i}/2]") for i in (1, 2)]
-    [failed_job] = [log for log in logs if "n_estimators=-1" in log]
+    [failed_job] = [log for log in logs if "max_leaf_nodes=-1" in log]
     assert "error: 1 of 1 sweep runs failed" in failed_job
     table = {row[2]: row for row in rows(gitlab)}
     assert set(table) == {"50", "-1"}
     assert table["50"][0] == "1" and table["-1"][0] == "–"
-    assert table["-1"][3].startswith("failed: error: params.yaml: train.random_forest.n_estimators must not be")
+    assert table["-1"][3].startswith(
+        "failed: error: params.yaml: train.hist_gradient_boosting.max_leaf_nodes must not be"
+    )
     assert set(experiment_refs(gitlab)) == {table["50"][1]}  # the failed run made no experiment
 
 
@@ -211,13 +219,15 @@ def test_the_local_command_runs_the_sweep_through_dvcs_queue_and_prints_the_tabl
     env = s3_env(project, s3_endpoint, f"local-{uuid.uuid4().hex[:12]}")
     commit_first_model(project, env)
     spec = yaml.safe_load((project / "sweep.yaml").read_text())
-    spec["parameters"] = {"train.random_forest.n_estimators": [20, -1]}
+    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [20, -1]}
     (project / "sweep.yaml").write_text(yaml.safe_dump(spec))
     local = run(["python", "-m", "tumour_classifier.sweep", "local", "--jobs", "2"], project, env, check=False)
     assert local.returncode == 1 and "error: 1 of 2 sweep runs failed" in local.stderr
     lines = [line for line in local.stdout.splitlines() if ROW.match(line)]
     cells = [[cell.strip().strip("`") for cell in line.strip("|").split(" | ")] for line in lines]
     assert [(row[0], row[2]) for row in cells] == [("1", "20"), ("–", "-1")]
-    assert cells[-1][3].startswith("failed: error: params.yaml: train.random_forest.n_estimators must not be")
+    assert cells[-1][3].startswith(
+        "failed: error: params.yaml: train.hist_gradient_boosting.max_leaf_nodes must not be"
+    )
     queued = run(["dvc", "exp", "list", "--name-only"], project, env).stdout.split()
     assert cells[0][1] in queued  # the run is an experiment, to apply or push
