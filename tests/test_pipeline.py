@@ -16,17 +16,22 @@ from harness.s3 import s3_env
 pytestmark = pytest.mark.slow
 
 # Chance level is 1/classes; the bundled datasets are far easier than that (see datasets.md).
-MIN_ACCURACY = {"breast_cancer": 0.9, "wine": 0.9, "digits": 0.9}
+MIN_BALANCED_ACCURACY = {"breast_cancer": 0.9, "penguins": 0.9, "wine": 0.9, "digits": 0.9}
 
 
-@pytest.mark.parametrize("dataset", sorted(MIN_ACCURACY))
+@pytest.mark.parametrize("dataset", sorted(MIN_BALANCED_ACCURACY))
 def test_repro_gives_sensible_metrics(bake, dataset):
     project = bake(dataset=dataset)
     result = run(["dvc", "repro"], project)
     assert ran_stages(result.stdout) == ["prepare", "train", "evaluate"]
+    assert "prepare: task classification (" in result.stdout
     scores = json.loads((project / "reports/evaluation/metrics.json").read_text())
-    assert set(scores) == {"accuracy", "precision", "recall", "f1", "roc_auc"}
-    assert scores["accuracy"] >= MIN_ACCURACY[dataset]
+    assert set(scores) == {
+        *("balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"),
+        *("recall_per_class", "baseline"),
+    }
+    assert scores["balanced_accuracy"] >= MIN_BALANCED_ACCURACY[dataset]
+    assert scores["baseline"]["balanced_accuracy"] < scores["balanced_accuracy"] - 0.4
     assert 0.5 < scores["roc_auc"] <= 1
     plots = project / "reports/evaluation/plots"
     for name in ("sklearn/roc.json", "sklearn/precision_recall.json", "sklearn/confusion_matrix.json"):
@@ -35,6 +40,15 @@ def test_repro_gives_sensible_metrics(bake, dataset):
     # `dvc metrics show` reads what dvc.yaml declares, so the declaration matches the files.
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert shown[""]["data"]["reports/evaluation/metrics.json"]["data"]["accuracy"] == scores["accuracy"]
+    # `dvc plots show` finds the classification's plots, and only the regression's are missing.
+    plotted = json.loads(run(["dvc", "plots", "show", "--json"], project).stdout)
+    assert {error["source"] for error in plotted.get("errors", [])} == {
+        "reports/evaluation/plots/sklearn/predictions.json"
+    }
+    assert {
+        "reports/evaluation/plots/sklearn/roc.json",
+        "reports/evaluation/plots/images/feature_importance.png",
+    } <= set(plotted["data"])
 
 
 def test_training_param_change_reruns_only_dependent_stages(bake):
@@ -44,15 +58,15 @@ def test_training_param_change_reruns_only_dependent_stages(bake):
 
     params_file = project / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    params["train"]["random_forest"]["n_estimators"] = 50
+    params["train"]["hist_gradient_boosting"]["max_leaf_nodes"] = 15
     params_file.write_text(yaml.safe_dump(params))
     assert ran_stages(run(["dvc", "repro"], project).stdout) == ["train", "evaluate"]
 
-    # Another estimator's hyper-parameters are not read while random_forest is chosen.
-    params["train"]["logistic_regression"]["C"] = 0.5
+    # Another estimator's hyper-parameters are not read while hist_gradient_boosting is chosen.
+    params["train"]["linear"]["C"] = 0.5
     params_file.write_text(yaml.safe_dump(params))
     assert ran_stages(run(["dvc", "repro"], project).stdout) == []
-    params["train"]["estimator"] = "logistic_regression"
+    params["train"]["estimator"] = "linear"
     params_file.write_text(yaml.safe_dump(params))
     assert ran_stages(run(["dvc", "repro"], project).stdout) == ["train", "evaluate"]
 
@@ -65,14 +79,24 @@ def test_training_param_change_reruns_only_dependent_stages(bake):
     ("before", "after", "message"),
     [
         # dvc.yaml tracks `train.${train.estimator}`, so DVC itself names an unknown estimator.
-        ("estimator: random_forest", "estimator: svm", "Parameters 'train.svm' are missing from 'params.yaml'"),
+        (
+            "estimator: hist_gradient_boosting",
+            "estimator: svm",
+            "Parameters 'train.svm' are missing from 'params.yaml'",
+        ),
         ("test_size: 0.25", "test_size: 1.5", "error: params.yaml: prepare.test_size must be a number between 0 and 1"),
-        ("n_estimators: 100", "n_estimators: -3", "error: params.yaml: train.random_forest.n_estimators must not be"),
+        ("max_iter: 100\n", "max_iter: -3\n", "error: params.yaml: train.hist_gradient_boosting.max_iter must not be"),
+        (
+            "task: auto",
+            "task: clustering",
+            "error: params.yaml: data.task must be one of auto, classification, regression",
+        ),
     ],
 )
 def test_bad_param_fails_with_one_clear_line(bake, before, after, message):
     project = bake()
     params_file = project / "params.yaml"
+    assert before in params_file.read_text()
     params_file.write_text(params_file.read_text().replace(before, after))
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0
@@ -113,7 +137,7 @@ def test_newcomer_follows_the_readme_with_pip_on_this_machines_python(tmp_path, 
     done = run(["bash", "-c", script], project, env)
     assert "Successfully installed" in done.stdout
     assert ran_stages(done.stdout) == ["prepare", "train", "evaluate"]
-    assert json.loads((project / "reports/evaluation/metrics.json").read_text())["accuracy"] > 0.9
+    assert json.loads((project / "reports/evaluation/metrics.json").read_text())["balanced_accuracy"] > 0.9
     assert re.search(r"\b\d+ files? pushed", done.stdout + done.stderr), done.stdout + done.stderr
     assert run(["git", "status", "--porcelain"], project, env).stdout == ""
 
