@@ -58,7 +58,7 @@ def build_estimator(params: dict, task: str) -> BaseEstimator:
     for key, value in hyper.items():
         if isinstance(value, numbers.Number) and not isinstance(value, bool) and value < 0:
             raise PipelineError(f"params.yaml: train.{name}.{key} must not be negative, got {value}.")
-    if hyper.get("C") == 0:
+    if hyper.get("C") == 0:  # the linear regressor's alpha is 1 / C
         raise PipelineError(f"params.yaml: train.{name}.C must be positive, got 0.")
     make = ESTIMATORS[name][task == "regression"]
     try:
@@ -69,29 +69,25 @@ def build_estimator(params: dict, task: str) -> BaseEstimator:
 
 def preprocessing(estimator: BaseEstimator, summary: dict) -> ColumnTransformer:
     """The columns as the estimator takes them: gradient boosting handles missing values and
-    categories itself; a random forest takes missing numbers but needs categories one-hot; the
-    linear model needs both imputed, and scaled numbers."""
+    categories itself (it is told which columns are categories); a random forest takes missing
+    numbers but needs categories one-hot; the linear model needs numbers imputed and scaled too."""
     numeric, categorical = summary["numeric"], summary["categorical"]
-    left_out = [summary["target"], *summary["ignored"]]
-    if isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor):
-        encoder = OrdinalEncoder(
+    native = isinstance(estimator, HistGradientBoostingClassifier | HistGradientBoostingRegressor)
+    linear = isinstance(estimator, LogisticRegression | Ridge)
+    if native:
+        estimator.set_params(categorical_features=[False] * len(numeric) + [True] * len(categorical))
+        categories = OrdinalEncoder(
             handle_unknown="use_encoded_value",
             unknown_value=np.nan,
             encoded_missing_value=np.nan,
             max_categories=NATIVE_CATEGORIES,
         )
-        estimator.set_params(categorical_features=[False] * len(numeric) + [True] * len(categorical))
-        numbers, categories = "passthrough", encoder
     else:
-        one_hot = OneHotEncoder(
+        categories = OneHotEncoder(
             handle_unknown="infrequent_if_exist", max_categories=ONE_HOT_CATEGORIES, sparse_output=False
         )
-        numbers = (
-            "passthrough"
-            if hasattr(estimator, "n_estimators")
-            else make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        )
-        categories = one_hot
+    numbers = make_pipeline(SimpleImputer(strategy="median"), StandardScaler()) if linear else "passthrough"
+    left_out = [summary["target"], *summary["ignored"]]  # the target first: predict names its column after it
     return ColumnTransformer(
         [("numeric", numbers, numeric), ("categorical", categories, categorical), ("left_out", "drop", left_out)],
         verbose_feature_names_out=False,
