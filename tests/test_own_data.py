@@ -113,6 +113,11 @@ def test_diabetes_is_a_regression_scored_against_the_mean(project, tmp_path):
     predicted = predict(project, table.drop(columns="target").head(5), tmp_path)
     assert list(predicted.columns) == [*table.columns.drop("target"), "predicted_target"]
 
+    # Rounded to tens, the target still has too many values to be classes.
+    use_own_table(project, table.assign(target=(table["target"] / 10).round() * 10), target="target")
+    prepared = run(["dvc", "repro", "prepare"], project).stdout
+    assert "prepare: task regression (the target is numeric with 34 distinct values" in prepared
+
 
 def test_a_rare_no_is_the_positive_class_and_the_baseline_shows_a_yes_sayer(project, tmp_path):
     """Clutch completion: 308 Yes, 36 No. Saying Yes to every row scores accuracy 0.9; the scores
