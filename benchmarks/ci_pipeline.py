@@ -3,12 +3,12 @@
 Sets a baked project up as the `gitlab` fixture of tests/test_gitlab_pipeline.py does, runs main's
 `train` pipeline (untimed), then times N times each (3 by default) the merge-request pipeline, jobs
 train, report and comment, from start to end (the runner's checkout included):
-(1) cold: a new branch with an n_estimators no run used before, so `train` and `evaluate` run;
+(1) cold: a new branch with a max_leaf_nodes no run used before, so `train` and `evaluate` run;
 (2) the pipeline of the dvc.lock commit the train job pushed: every stage restored, none run;
-(3) the developer pulls that commit and changes n_estimators again: `train` and `evaluate` run.
+(3) the developer pulls that commit and changes max_leaf_nodes again: `train` and `evaluate` run.
 Target: (2) / (1) at most 1/3. A run that did not do the work it claims stops the benchmark.
 
-    .venv/bin/python -m benchmarks.ci_pipeline [--runs N] [--dataset NAME] [--trees T]
+    .venv/bin/python -m benchmarks.ci_pipeline [--runs N] [--dataset NAME] [--leaves L]
 """
 
 import argparse
@@ -28,9 +28,9 @@ from harness.s3 import LocalS3, s3_env
 
 MR_JOBS = ("train", "report", "comment")
 TARGET = 1 / 3
-COLD = "(1) cold: a new n_estimators, `train` and `evaluate` run"
+COLD = "(1) cold: a new max_leaf_nodes, `train` and `evaluate` run"
 RESTORED = "(2) the train job's dvc.lock commit: every stage restored"
-CHANGED = "(3) another n_estimators on the same branch"
+CHANGED = "(3) another max_leaf_nodes on the same branch"
 
 
 def set_up_project(workdir: Path, endpoint: str, dataset: str) -> tuple[Path, Path]:
@@ -49,11 +49,11 @@ def set_up_project(workdir: Path, endpoint: str, dataset: str) -> tuple[Path, Pa
     return project, create_jobs_venv(project, workdir / "jobs-venv")
 
 
-def commit_trees(gitlab: LocalGitLab, branch: str, count: int) -> str:
-    """Commit n_estimators = count on the checked-out branch and push it; returns the pushed commit."""
+def commit_leaves(gitlab: LocalGitLab, branch: str, count: int) -> str:
+    """Commit max_leaf_nodes = count on the checked-out branch and push it; returns the pushed commit."""
     params = gitlab.project / "params.yaml"
-    params.write_text(re.sub(r"n_estimators: \d+", f"n_estimators: {count}", params.read_text()))
-    gitlab.git("commit", "--quiet", "-am", f"Try {count} trees")
+    params.write_text(re.sub(r"max_leaf_nodes: \d+", f"max_leaf_nodes: {count}", params.read_text()))
+    gitlab.git("commit", "--quiet", "-am", f"Try {count} leaves")
     gitlab.push(branch)
     return gitlab.head(branch)
 
@@ -70,17 +70,17 @@ def timed_pipeline(gitlab: LocalGitLab, timings: Timings, name: str, branch: str
         sys.exit(f"{name}, branch {branch}: {'; '.join(problems)}\n{result.output}")
 
 
-def measure_merge_request(gitlab: LocalGitLab, timings: Timings, number: int, runs: int, trees: int) -> None:
+def measure_merge_request(gitlab: LocalGitLab, timings: Timings, number: int, runs: int, leaves: int) -> None:
     branch = f"bench-{number}"
     gitlab.git("switch", "--quiet", "-c", branch, "main")
-    ours = commit_trees(gitlab, branch, trees + number)  # values no run used before: nothing to restore
+    ours = commit_leaves(gitlab, branch, leaves + number)  # values no run used before: nothing to restore
     timed_pipeline(gitlab, timings, COLD, branch, ["train", "evaluate"])
     if gitlab.head(branch) == ours:
         sys.exit(f"the train job pushed no dvc.lock commit to {branch}")
     timed_pipeline(gitlab, timings, RESTORED, branch, [])
     gitlab.git("fetch", "--quiet", "origin")
     gitlab.git("merge", "--quiet", "--ff-only", f"origin/{branch}")
-    commit_trees(gitlab, branch, trees + runs + number)
+    commit_leaves(gitlab, branch, leaves + runs + number)
     timed_pipeline(gitlab, timings, CHANGED, branch, ["train", "evaluate"])
 
 
@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="merge requests, each timed three times (3)")
     parser.add_argument("--dataset", default="breast_cancer", help="the bundled dataset to bake (breast_cancer)")
-    parser.add_argument("--trees", type=int, default=100, help="merge requests use n_estimators from this + 1 (100)")
+    parser.add_argument("--leaves", type=int, default=31, help="merge requests use max_leaf_nodes from this + 1 (31)")
     args = parser.parse_args()
     results, timings = Results(__spec__.name), Timings()
     with tempfile.TemporaryDirectory(prefix="bench-ci-") as workdir, LocalS3() as endpoint:
@@ -102,7 +102,7 @@ def main() -> None:
                 sys.exit(f"main's pipeline failed or did not train\n{main_pipeline.output}")
             for number in range(1, args.runs + 1):
                 print(f"merge request {number}/{args.runs} ...", file=sys.stderr)
-                measure_merge_request(gitlab, timings, number, args.runs, args.trees)
+                measure_merge_request(gitlab, timings, number, args.runs, args.leaves)
         versions = {
             "Python": platform.python_version(),
             "DVC": run([str(jobs_venv / "bin" / "dvc"), "--version"], project).stdout.strip(),
@@ -115,8 +115,9 @@ def main() -> None:
         [("(2) / (1)", f"{restored:.2f}", "≤ 0.33", restored <= TARGET), ("(3) / (1)", f"{changed:.2f}", "", None)]
     )
     notes = [
-        f"Project: dataset {args.dataset}, random forest; merge request i sets n_estimators to {args.trees} + i "
-        f"for (1) and {args.trees} + {args.runs} + i for (3). Main's `train` pipeline ran first, untimed.",
+        f"Project: dataset {args.dataset}, hist_gradient_boosting; merge request i sets max_leaf_nodes to "
+        f"{args.leaves} + i for (1) and {args.leaves} + {args.runs} + i for (3). Main's `train` pipeline ran "
+        "first, untimed.",
         "gitlab-ci-local `--force-shell-executor --shell-isolation` (every job a fresh workspace, an empty "
         "DVC cache), S3 from moto on loopback. Each run's exit code, the train job's stages and the report "
         "artifact were checked; (2) ran no stage.",
