@@ -67,10 +67,14 @@ def test_the_data_section_compares_the_profiles_without_row_data():
     }
     text = "\n".join(data_section(base, head))
     for row in ("| rows | 100 | 120 |", "| columns added | | `c` |", "| columns removed | `b` | |",
-                "| missing in `c` | – | 25.0% |", "| rows of class `1` | 40 | 50 |"):  # fmt: skip
+                "| missing in `c` | 0.0% | 25.0% |", "| rows of class `1` | 40 | 50 |"):  # fmt: skip
         assert row in text
     assert "Update `data/README.md`" in text
     assert data_section(base, None) == []
+    wide = {"task": "classification", "data": {**head["data"], "columns": [f"x{i}" for i in range(15)]}}
+    assert "| columns added | | `x0`, `x1`, `x2`, `x3`, `x4`, `x5`, `x6`, `x7`, `x8`, `x9` and 5 more |" in "\n".join(
+        data_section(base, wide)
+    )
 
 
 def test_the_raw_data_hash_is_read_from_dvc_lock():

@@ -44,6 +44,7 @@ from .config import (
 
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
+SHOWN = 10  # columns or classes the data section lists, so a wide table keeps the comment short
 
 
 def reader(rev: str | None) -> Callable[[Path], object]:
@@ -205,6 +206,12 @@ def raw_data_hash(lock_text: str | None) -> str | None:
     return None
 
 
+def few(columns: list[str]) -> str:
+    """At most SHOWN column names, and how many more."""
+    names = ", ".join(f"`{c}`" for c in columns[:SHOWN]) or "none"
+    return names + (f" and {len(columns) - SHOWN} more" if len(columns) > SHOWN else "")
+
+
 def data_section(base: dict | None, head: dict | None) -> list[str]:
     """Rows, columns, missing values and the target, before and after: small, no row data."""
     if not head:
@@ -222,14 +229,20 @@ def data_section(base: dict | None, head: dict | None) -> list[str]:
     added = [c for c in after["columns"] if c not in before.get("columns", [])]
     removed = [c for c in before.get("columns", []) if c not in after["columns"]]
     if base:
-        lines.append(f"| columns added | | {', '.join(f'`{c}`' for c in added) or 'none'} |")
-        lines.append(f"| columns removed | {', '.join(f'`{c}`' for c in removed) or 'none'} | |")
-    missing = sorted(set(before.get("missing", {})) | set(after["missing"]))
-    for column in missing:
-        shares = [side.get("missing", {}).get(column) for side in (before, after)]
-        cells = ["–" if share is None else f"{share:.1%}" for share in shares]
-        lines.append(f"| missing in `{column}` | {cells[0]} | {cells[1]} |")
-    targets = list(dict.fromkeys([*before.get("target", {}), *after["target"]]))
+        lines.append(f"| columns added | | {few(added)} |")
+        lines.append(f"| columns removed | {few(removed)} | |")
+    shares = {
+        column: [side.get("missing", {}).get(column, 0.0) for side in (before, after)]
+        for column in set(before.get("missing", {})) | set(after["missing"])
+    }
+    changed = sorted(
+        (c for c, (old, new) in shares.items() if old != new), key=lambda c: -abs(shares[c][1] - shares[c][0])
+    )
+    for column in changed[:SHOWN]:
+        lines.append(f"| missing in `{column}` | {shares[column][0]:.1%} | {shares[column][1]:.1%} |")
+    if len(changed) > SHOWN:
+        lines.append(f"| missing values changed in {len(changed) - SHOWN} more columns | | |")
+    targets = list(dict.fromkeys([*before.get("target", {}), *after["target"]]))[:SHOWN]
     label = "rows of class" if head["task"] == "classification" else "target"
     for key in targets:
         cells = [side.get("target", {}).get(key, "–") for side in (before, after)]
