@@ -103,7 +103,9 @@ def commit_first_model(project: Path, env: dict, message: str = "Train the first
 
 def branch_with_leaves(project: Path, branch: str, leaves: int) -> None:
     """A branch off main that changes only the default estimator's max_leaf_nodes, committed
-    without `dvc repro`: its pipeline's train job reproduces (dvc.lock stays main's, a stale one)."""
+    without `dvc repro`: its pipeline's train job reproduces (dvc.lock stays main's, a stale one).
+    On the bundled breast_cancer data the trees stop at 20 leaves (min_samples_leaf), so only a
+    value under 20 changes the model's predictions, and with them evaluate's outputs."""
     env = project_env(project)
     run(["git", "checkout", "--quiet", "-b", branch, "main"], project, env)
     params = yaml.safe_load((project / "params.yaml").read_text())

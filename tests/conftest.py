@@ -38,12 +38,12 @@ def jobs_venv(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory):
-    """The defaults baked, with main's first model committed, and branches `leaves-20` and
-    `leaves-30` that change only max_leaf_nodes, committed without `dvc repro` (their train
+    """The defaults baked, with main's first model committed, and branches `leaves-10` and
+    `leaves-15` that change only max_leaf_nodes, committed without `dvc repro` (their train
     jobs reproduce). Nothing in S3 yet. Tests clone it or push from it, never change it."""
     project = bake_defaults(tmp_path_factory.mktemp("trained"))
     commit_first_model(project, project_env(project))
-    for leaves in (20, 30):
+    for leaves in (10, 15):
         branch_with_leaves(project, f"leaves-{leaves}", leaves)
     return project
 

@@ -41,7 +41,7 @@ from harness.s3 import S3Process
 pytestmark = pytest.mark.slow
 
 BUCKET = "tumour-classifier-dvc"  # the defaults'
-BRANCHES = ("leaves-20", "leaves-30")  # trained_project's
+BRANCHES = ("leaves-10", "leaves-15")  # trained_project's
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_dvc_own_push_order_leaves_entries_without_outputs_and_a_rerun_trains_ag
     """DVC's own `dvc push --run-cache`, cut off: the run-cache entries arrive, the model does not.
     A rerun of the job is not fooled by them: DVC cannot fetch the outputs, so it trains again."""
     remote = push_main(origin, proxy, tmp_path)
-    job = checkout(origin, "leaves-20", proxy, tmp_path)
+    job = checkout(origin, "leaves-10", proxy, tmp_path)
     job.train_until_push()
     proxy.cut_upstream_after = 5_000  # each connection: requests and small files pass, the model never
     env = {**job.env, "AWS_RETRY_MODE": "standard", "AWS_MAX_ATTEMPTS": "2"}
@@ -98,12 +98,12 @@ def test_dvc_own_push_order_leaves_entries_without_outputs_and_a_rerun_trains_ag
     assert any("models/model.skops" in missing for missing in incomplete.values()), incomplete
 
     proxy.clear()
-    rerun = checkout(origin, "leaves-20", proxy, tmp_path).job("train")
+    rerun = checkout(origin, "leaves-10", proxy, tmp_path).job("train")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "Missing cache files:\nname: models/model.skops" in rerun.stdout, rerun.stdout
     assert ran_stages(rerun.stdout) == ["train", "evaluate"], rerun.stdout
     assert_complete(remote, job)
-    assert_restored_without_running(origin, "leaves-20", proxy, tmp_path)
+    assert_restored_without_running(origin, "leaves-10", proxy, tmp_path)
 
 
 def test_cut_push_fails_in_one_line_and_the_rerun_completes_the_remote(origin, proxy, tmp_path):
@@ -111,7 +111,7 @@ def test_cut_push_fails_in_one_line_and_the_rerun_completes_the_remote(origin, p
     run-cache entry in the remote. The job run again sends the rest."""
     remote = push_main(origin, proxy, tmp_path)
     proxy.cut_upstream_after = 5_000  # the job's pulls still work: what comes back is not cut
-    job = checkout(origin, "leaves-20", proxy, tmp_path)
+    job = checkout(origin, "leaves-10", proxy, tmp_path)
     started = time.monotonic()
     result = job.job("train")
     assert result.returncode == 1, result.stdout + result.stderr
@@ -125,13 +125,13 @@ def test_cut_push_fails_in_one_line_and_the_rerun_completes_the_remote(origin, p
     assert remote.damaged() == []  # requests cut mid-body left nothing behind
 
     proxy.clear()
-    rerun = checkout(origin, "leaves-20", proxy, tmp_path)
+    rerun = checkout(origin, "leaves-10", proxy, tmp_path)
     result = rerun.job("train")
     assert result.returncode == 0, result.stdout + result.stderr
     assert ran_stages(result.stdout) == ["train", "evaluate"]  # no entry to restore from
     assert_complete(remote, rerun)
     assert len(remote.run_cache()) == 2
-    assert_restored_without_running(origin, "leaves-20", proxy, tmp_path)
+    assert_restored_without_running(origin, "leaves-10", proxy, tmp_path)
 
 
 def test_retry_push_outlasts_a_short_outage(origin, proxy, tmp_path):
@@ -159,7 +159,7 @@ def test_cancelled_train_job_then_rerun_completes_the_remote(origin, proxy, tmp_
     sends SIGTERM to the job's processes. The remote then holds part of the results and no
     run-cache entry naming the rest; the job run again completes it."""
     remote = push_main(origin, proxy, tmp_path)
-    job = checkout(origin, "leaves-20", proxy, tmp_path)
+    job = checkout(origin, "leaves-10", proxy, tmp_path)
     push_steps = job.train_until_push()
     proxy.delay = 0.2  # a slow uplink: 16 kB at most every 0.2 s per connection
     before = proxy.sent_upstream
@@ -178,11 +178,11 @@ def test_cancelled_train_job_then_rerun_completes_the_remote(origin, proxy, tmp_
     assert remote.incomplete_run_cache() == {}
 
     proxy.clear()
-    rerun = checkout(origin, "leaves-20", proxy, tmp_path)
+    rerun = checkout(origin, "leaves-10", proxy, tmp_path)
     result = rerun.job("train")
     assert result.returncode == 0, result.stdout + result.stderr
     assert_complete(remote, rerun)
-    assert_restored_without_running(origin, "leaves-20", proxy, tmp_path)
+    assert_restored_without_running(origin, "leaves-10", proxy, tmp_path)
 
 
 def test_two_pipelines_pushing_at_once_both_complete(origin, proxy, tmp_path):

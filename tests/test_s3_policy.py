@@ -88,28 +88,28 @@ def test_the_readme_policy_is_enough_for_train_report_and_restore(origin, s3, tm
         {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}"},
         {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": f"arn:aws:s3:::{BUCKET}/dvc/*"},
     ]
-    job = Checkout.clone(origin, "leaves-20", tmp_path, s3.keys["ci"])
+    job = Checkout.clone(origin, "leaves-10", tmp_path, s3.keys["ci"])
     train = job.job("train")
     assert train.returncode == 0, train.stdout + train.stderr
     assert ran_stages(train.stdout) == ["train", "evaluate"], train.stdout
     assert s3.remote.missing_of(job.path) == [] and s3.remote.incomplete_run_cache() == {}
 
     main = run(["git", "rev-parse", "main"], origin).stdout.strip()
-    merge_request = merge_request_variables("leaves-20", runs_in=PROJECT_ID, diff_base=main)
+    merge_request = merge_request_variables("leaves-10", runs_in=PROJECT_ID, diff_base=main)
     report = job.job("report", **merge_request, CI_COMMIT_BRANCH="")
     assert report.returncode == 0, report.stdout + report.stderr
     main_accuracy = json.loads((origin / "reports/evaluation/metrics.json").read_text())["accuracy"]
     assert f"{main_accuracy:.4f}".rstrip("0") in (job.path / "report/metrics.md").read_text()
     assert (job.path / "report/report.md").is_file()
 
-    clone = Checkout.clone(origin, "leaves-20", tmp_path, s3.keys["ci"])
+    clone = Checkout.clone(origin, "leaves-10", tmp_path, s3.keys["ci"])
     restored = run(["dvc", "repro", "--pull"], clone.path, clone.env)
     assert ran_stages(restored.stdout) == [] and "Stage 'train' is cached" in restored.stdout, restored.stdout
 
 
 def test_a_read_only_key_trains_but_its_push_fails_in_one_line(origin, s3, tmp_path):
     before = s3.remote.keys()
-    job = Checkout.clone(origin, "leaves-30", tmp_path, s3.keys["reader"])
+    job = Checkout.clone(origin, "leaves-15", tmp_path, s3.keys["reader"])
     result = job.job("train")
     assert "Running stage 'train'" in result.stdout  # the pulls worked
     assert result.returncode == 1, result.stdout + result.stderr
@@ -121,7 +121,7 @@ def test_a_read_only_key_trains_but_its_push_fails_in_one_line(origin, s3, tmp_p
 
 
 def test_a_key_without_the_policy_stops_before_training(origin, s3, tmp_path):
-    job = Checkout.clone(origin, "leaves-30", tmp_path, s3.keys["nobody"])
+    job = Checkout.clone(origin, "leaves-15", tmp_path, s3.keys["nobody"])
     result = job.job("train")
     assert result.returncode == 1, result.stdout + result.stderr
     [line] = error_lines(result)
