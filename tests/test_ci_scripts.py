@@ -143,8 +143,8 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
     run(["git", "commit", "--quiet", "-m", "Add dvc.lock"], project, env)
     run(["dvc", "push", "--quiet"], project, env)
     params = project / "params.yaml"
-    params.write_text(params.read_text().replace("max_leaf_nodes: 31", "max_leaf_nodes: 10"))
-    run(["git", "commit", "--quiet", "-am", "Try 10 leaves, forgetting dvc repro"], project, env)
+    params.write_text(params.read_text().replace("max_leaf_nodes: 31", "max_leaf_nodes: 4"))
+    run(["git", "commit", "--quiet", "-am", "Try 4 leaves, forgetting dvc repro"], project, env)
 
     checkout = job_checkout(project, tmp_path)
     env = in_checkout(env, checkout)

@@ -138,7 +138,7 @@ def test_merged_results_commit_dvc_lock_on_the_source_tip(gitlab):
     """GitLab runs the MR on a merge commit in neither branch; the reproduced dvc.lock is pushed on
     the source branch's own tip, as it is true there too (main changed no dependency)."""
     push_main_results(gitlab)
-    source = change_leaves(gitlab, "merged", 20)
+    source = change_leaves(gitlab, "merged", 12)
     target = commit_on_main(gitlab, "data/README.md", "The data, described again.\n")  # main moves on
     for kind in ("merged_result", "merge_train"):
         mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="merged", event_type=kind)
@@ -159,7 +159,7 @@ def test_merged_results_and_merge_trains_refuse_a_dvc_lock_that_only_the_merge_m
     """main changed what `prepare` depends on after the branch left it: the merge result's dvc.lock
     is not what the branch alone reproduces, so nothing is pushed and the job says to rebase."""
     push_main_results(gitlab)
-    source = change_leaves(gitlab, "behind", 30)
+    source = change_leaves(gitlab, "behind", 15)
     params_file = gitlab.project / "params.yaml"
     params_file.write_text(params_file.read_text().replace("test_size: 0.25", "test_size: 0.3"))
     run(["dvc", "repro", "--quiet"], gitlab.project, gitlab.s3_env)
@@ -180,7 +180,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     target = commit_on_main(gitlab, "data/README.md", "Main moved on after the fork.\n")  # same results
     assert gitlab.head("main", gitlab.fork) != target  # the fork never synced its main
 
-    source = change_leaves(gitlab, "fork-change", 20, remote="fork")
+    source = change_leaves(gitlab, "fork-change", 12, remote="fork")
     closed = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_fork")
     assert closed.returncode == 0, closed.output
     assert "does not allow anonymous reads, so training is skipped" in closed.job_log("train")
@@ -209,7 +209,7 @@ def test_fork_merge_request_run_by_a_maintainer_in_the_target_project(gitlab):
     """The target project's secrets: it trains, pushes results, posts the report, and never pushes
     dvc.lock (the branch is in the fork); the log says what the author must commit."""
     push_main_results(gitlab)
-    source = change_leaves(gitlab, "fork-change", 40, remote="fork")
+    source = change_leaves(gitlab, "fork-change", 8, remote="fork")
     before = run_cache_entries(gitlab)
     mr = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_parent")
     assert mr.returncode == 0, mr.output

@@ -75,7 +75,7 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     first = project.commit_trained(31)
     registered = project.registry("register").stdout
     assert f"Registered model v0.1.0: the model of commit {first[:8]}." in registered
-    second = project.commit_trained(20)
+    second = project.commit_trained(10)
     assert "Registered model v0.2.0" in project.registry("register").stdout  # --bump minor by default
 
     project.registry("promote", "v0.1.0", "production")

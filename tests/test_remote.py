@@ -22,8 +22,8 @@ def set_leaves(project, count: int) -> None:
 def test_push_then_fresh_clone_restores_without_recomputing(bake, s3_endpoint, tmp_path):
     project = bake(s3_bucket="roundtrip-bucket", s3_prefix="team/models")
     env = s3_env(project, s3_endpoint, "roundtrip-bucket")
-    # An experiment with 50 leaves, pushed with its run-cache but never committed ...
-    set_leaves(project, 50)
+    # An experiment with 10 leaves, pushed with its run-cache but never committed ...
+    set_leaves(project, 10)
     run(["dvc", "repro"], project, env)
     run(["dvc", "push", "--run-cache"], project, env)
     experiment_model = (project / "models/model.skops").read_bytes()
@@ -48,7 +48,7 @@ def test_push_then_fresh_clone_restores_without_recomputing(bake, s3_endpoint, t
     assert run(["git", "status", "--porcelain"], clone, clone_env).stdout == ""
 
     # Params that were run and pushed elsewhere: restored from the run-cache, not retrained.
-    set_leaves(clone, 50)
+    set_leaves(clone, 10)
     result = run(["dvc", "repro", "--pull"], clone, clone_env)
     assert "Running stage" not in result.stdout, result.stdout
     assert "Stage 'train' is cached - skipping run" in result.stdout, result.stdout

@@ -197,7 +197,7 @@ def test_a_two_by_two_sweep_over_two_jobs_is_ranked_pushed_and_can_be_applied(gi
 @pytest.mark.slow
 def test_a_failed_run_is_a_row_and_the_others_stand(gitlab):
     spec = yaml.safe_load((gitlab.project / "sweep.yaml").read_text())
-    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [50, -1]}
+    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [10, -1]}
     open_merge_request(gitlab, spec)
     result = sweep_pipeline(gitlab)
     assert result.returncode != 0
@@ -205,12 +205,12 @@ def test_a_failed_run_is_a_row_and_the_others_stand(gitlab):
     [failed_job] = [log for log in logs if "max_leaf_nodes=-1" in log]
     assert "error: 1 of 1 sweep runs failed" in failed_job
     table = {row[2]: row for row in rows(gitlab)}
-    assert set(table) == {"50", "-1"}
-    assert table["50"][0] == "1" and table["-1"][0] == "–"
+    assert set(table) == {"10", "-1"}
+    assert table["10"][0] == "1" and table["-1"][0] == "–"
     assert table["-1"][3].startswith(
         "failed: error: params.yaml: train.hist_gradient_boosting.max_leaf_nodes must not be"
     )
-    assert set(experiment_refs(gitlab)) == {table["50"][1]}  # the failed run made no experiment
+    assert set(experiment_refs(gitlab)) == {table["10"][1]}  # the failed run made no experiment
 
 
 @pytest.mark.slow
@@ -219,13 +219,13 @@ def test_the_local_command_runs_the_sweep_through_dvcs_queue_and_prints_the_tabl
     env = s3_env(project, s3_endpoint, f"local-{uuid.uuid4().hex[:12]}")
     commit_first_model(project, env)
     spec = yaml.safe_load((project / "sweep.yaml").read_text())
-    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [20, -1]}
+    spec["parameters"] = {"train.hist_gradient_boosting.max_leaf_nodes": [10, -1]}
     (project / "sweep.yaml").write_text(yaml.safe_dump(spec))
     local = run(["python", "-m", "tumour_classifier.sweep", "local", "--jobs", "2"], project, env, check=False)
     assert local.returncode == 1 and "error: 1 of 2 sweep runs failed" in local.stderr
     lines = [line for line in local.stdout.splitlines() if ROW.match(line)]
     cells = [[cell.strip().strip("`") for cell in line.strip("|").split(" | ")] for line in lines]
-    assert [(row[0], row[2]) for row in cells] == [("1", "20"), ("–", "-1")]
+    assert [(row[0], row[2]) for row in cells] == [("1", "10"), ("–", "-1")]
     assert cells[-1][3].startswith(
         "failed: error: params.yaml: train.hist_gradient_boosting.max_leaf_nodes must not be"
     )
