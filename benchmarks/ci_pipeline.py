@@ -7,6 +7,8 @@ train, report and comment, from start to end (the runner's checkout included):
 (2) the pipeline of the dvc.lock commit the train job pushed: every stage restored, none run;
 (3) the developer pulls that commit and changes max_leaf_nodes again: `train` and `evaluate` run.
 Target: (2) / (1) at most 1/3. A run that did not do the work it claims stops the benchmark.
+On breast_cancer the trees stop at 20 leaves: a max_leaf_nodes over 31 retrains the default's trees
+at the default's cost (a new model file, the same predictions).
 
     .venv/bin/python -m benchmarks.ci_pipeline [--runs N] [--dataset NAME] [--leaves L]
 """

@@ -22,7 +22,9 @@ from benchmarks.measure import Results, Timings, comparison_table, remove_output
 from harness.project import CommandFailed, bake_cli, baked_project, project_env, ran_stages, run
 
 STAGES = ["prepare", "train", "evaluate"]
-BASE_LEAVES = 31  # max_leaf_nodes as baked
+# max_leaf_nodes as baked. Changed to more, on breast_cancer (its trees stop at 20 leaves), it grows
+# the same trees: a change that retrains at the default's cost.
+BASE_LEAVES = 31
 COLD_TARGET, NO_OP_TARGET = 1.15, 1.0
 COLD_DVC, COLD_DIRECT = "cold `dvc repro` (3 stages)", "the 3 stages run directly"
 NO_OP = "no-op `dvc repro`"
@@ -128,7 +130,8 @@ def main() -> None:
     notes = [
         "Project: the default bake (breast_cancer, hist_gradient_boosting); one untimed DVC and direct run first.",
         f"DVC and direct runs alternate, DVC first in odd runs; the change sets max_leaf_nodes to "
-        f"{BASE_LEAVES} + the run's number, a value no run used before.",
+        f"{BASE_LEAVES} + the run's number, a value no run used before (the trees stop at 20 leaves: "
+        "the default's trees, retrained at its cost).",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}
     results.write("DVC's cost on top of the stages' own work", versions, notes, [timings.table(), comparisons])
