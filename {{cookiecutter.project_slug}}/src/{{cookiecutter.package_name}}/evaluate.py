@@ -41,7 +41,7 @@ from .config import (
     run,
     write_json,
 )
-from .model_file import as_model_input, load_model, model_columns
+from .model_file import as_model_input, load_model, model_columns, threads_for
 
 TOP_FEATURES = 20
 CURVE_POINTS = 200
@@ -195,19 +195,8 @@ def evaluate(params: dict) -> None:
     features, labels = test[columns["numeric"] + columns["categorical"]], test[target]
     train_labels = pd.read_parquet(TRAIN_DATA, columns=[target])[target]
 
-    if task == "classification":
-        classes, positive = list(model.classes_), summary.get("positive_class")
-        probabilities = model.predict_proba(features)
-        # What `predict` returns for these estimators, without a second pass over the test set.
-        predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
-        scores = classification_scores(labels, predicted, probabilities, classes, positive)
-        scores["recall_per_class"] = per_class_recall(labels, predicted, classes)
-        truth, score = one_vs_rest(labels, probabilities, classes, positive)
-        plots = plot_data(labels, predicted, truth, score, classes)
-    else:
-        predicted = model.predict(features)
-        scores = regression_scores(labels, predicted)
-        plots = {"predictions": prediction_points(labels, predicted)}
+    with threads_for(len(test)):
+        scores, plots = task_scores(model, summary, features, labels)
     scores["baseline"] = baseline_scores(summary, train_labels, labels)
     scores = plain(scores)
 
@@ -223,6 +212,21 @@ def evaluate(params: dict) -> None:
     headline = {name: scores[name] for name in METRICS[task] if name in scores}
     print(f"evaluate ({task}): " + ", ".join(f"{k}={v}" for k, v in headline.items()))
     print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
+
+
+def task_scores(model, summary: dict, features, labels) -> tuple[dict, dict]:
+    """The model's scores on the test set and its task's plot data."""
+    if summary["task"] == "classification":
+        classes, positive = list(model.classes_), summary.get("positive_class")
+        probabilities = model.predict_proba(features)
+        # What `predict` returns for these estimators, without a second pass over the test set.
+        predicted = np.asarray(classes)[probabilities.argmax(axis=1)]
+        scores = classification_scores(labels, predicted, probabilities, classes, positive)
+        scores["recall_per_class"] = per_class_recall(labels, predicted, classes)
+        truth, score = one_vs_rest(labels, probabilities, classes, positive)
+        return scores, plot_data(labels, predicted, truth, score, classes)
+    predicted = model.predict(features)
+    return regression_scores(labels, predicted), {"predictions": prediction_points(labels, predicted)}
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import skops.io
 from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
 from .config import MODEL_FILE, PipelineError
 
@@ -33,6 +34,8 @@ from .config import MODEL_FILE, PipelineError
 OBJECT_ID = re.compile(r'(?P<key>"__id__": |"file": ")(?P<id>\d+)')
 # The earliest time a zip entry can carry; any fixed value would do.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+# Below this many rows, fits and predictions use one OpenMP thread (see `threads_for`).
+ONE_THREAD_ROWS = 50_000
 
 
 def save_model(model: BaseEstimator, path: Path = MODEL_FILE) -> None:
@@ -76,3 +79,11 @@ def as_model_input(frame: pd.DataFrame, columns: dict) -> pd.DataFrame:
     category reads the same whether its file was parsed as true/false, numbers or text."""
     categorical = [name for name in columns["categorical"] if name in frame.columns]
     return frame.assign(**{name: frame[name].astype("str") for name in categorical})
+
+
+def threads_for(rows: int):
+    """OpenMP threads for fitting or predicting on `rows` rows: all cores for a large table, one for
+    a small one, where starting and spin-waiting threads costs more than a second core saves, and
+    on a busy machine many times the work itself (gradient boosting on breast_cancer's 569 rows:
+    0.2 s on one thread, 3.6 s on two with the machine's load at 5)."""
+    return threadpool_limits(1 if rows < ONE_THREAD_ROWS else None, user_api="openmp")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .config import MODEL_FILE, PipelineError, read_csv, run_main
-from .model_file import as_model_input, load_model, model_columns
+from .model_file import as_model_input, load_model, model_columns, threads_for
 
 
 def check_columns(frame: pd.DataFrame, columns: dict, source: Path) -> None:
@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
     model = load_model(args.model)
     frame = read_csv(args.input)
     check_columns(frame, model_columns(model), args.input)
-    result = predictions(model, frame)
+    with threads_for(len(frame)):
+        result = predictions(model, frame)
     if args.out is None:
         result.to_csv(sys.stdout, index=False)
         return

@@ -29,7 +29,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from .config import MODEL_FILE, SUMMARY_FILE, TRAIN_DATA, PipelineError, param, read_summary, run, seed
-from .model_file import as_model_input, save_model
+from .model_file import as_model_input, save_model, threads_for
 
 # One (classifier, regressor) per choice of train.estimator, each taking that section's keys.
 ESTIMATORS = {
@@ -145,7 +145,7 @@ def train(params: dict) -> None:
     started = time.monotonic()
     try:
         features = columns.fit_transform(frame)
-        with Progress(estimator) as progress:
+        with Progress(estimator) as progress, threads_for(len(frame)):
             fit_in_steps(estimator, features, labels, progress)
     except ValueError as error:
         # scikit-learn checks hyper-parameter values in `fit`. It raises InvalidParameterError, which
