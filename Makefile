@@ -37,6 +37,7 @@ bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.ci_pipeline
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.data_size
+	$(BIN)/python -m benchmarks.estimators
 
 # uv installs the locked stack in seconds where pip takes over a minute. Bytecode is compiled at
 # install time because every pipeline stage is a new process that imports scikit-learn, pandas
