@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from harness.project import file_md5, locked_md5, run
@@ -115,6 +116,14 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     assert "(in 'production')" in fetched
     assert_refused(project.registry("fetch", "staging", "--repo", origin, cwd=consumer, check=False), "no version")
     assert sorted(path.name for path in consumer.iterdir()) == ["production.skops", "v1.skops"]
+    # What `fetch` gives predicts from raw rows, wherever it is.
+    raw = pd.read_csv(project.path / "data/raw/dataset.csv").head(10)
+    raw.drop(columns="target").to_csv(tmp_path / "rows.csv", index=False)
+    package = json.loads((project.path / ".cookiecutter.json").read_text())["package_name"]
+    predict = ["python", "-m", f"{package}.predict", str(tmp_path / "rows.csv"), "--model", "production.skops"]
+    run([*predict, "--out", str(tmp_path / "predicted.csv")], consumer, project.env)
+    predicted = pd.read_csv(tmp_path / "predicted.csv")
+    assert (predicted["predicted_target"] == raw["target"]).mean() >= 0.8 and len(predicted) == 10
     # Why `fetch` resolves stages with GTO: DVC's `--stage` returns the model staging no longer holds.
     dvc_get = ["dvc", "artifacts", "get", origin, "model", "--stage", "staging", "--out", "dvc-staging.skops"]
     run(dvc_get, consumer, project.env)
