@@ -62,6 +62,7 @@ class Pipeline:
         self.stages = stages
         self.outcomes = outcomes or {}
         self.status = dict.fromkeys(self.jobs, "created")
+        self.order: list[str] = []  # the jobs that ran, in the order they ran
         self.process()
 
     @classmethod
@@ -129,14 +130,14 @@ class Pipeline:
                 elif job.when == "manual":
                     self.status[name] = "manual"
                 else:
-                    self.status[name] = self.outcomes.get(name, "success")
+                    self.run(name)
                 changed = True
 
     def play(self, name: str) -> None:
         """Someone plays the manual job `name` (reset_skipped_jobs_service.rb afterwards)."""
         if self.status[name] != "manual":
             raise ValueError(f"{name} is {self.status[name]}, not a manual job waiting to be played")
-        self.status[name] = self.outcomes.get(name, "success")
+        self.run(name)
         dependents, grew = {name}, True
         while grew:
             found = {other for other, job in self.jobs.items() if set(self.dependencies(job)) & dependents}
@@ -147,6 +148,10 @@ class Pipeline:
             if self.status[other] == "skipped":
                 self.status[other] = "created"
         self.process()
+
+    def run(self, name: str) -> None:
+        self.status[name] = self.outcomes.get(name, "success")
+        self.order.append(name)
 
     def stage_index(self, name: str) -> int:
         return self.stages.index(self.jobs[name].stage)

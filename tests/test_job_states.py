@@ -104,6 +104,7 @@ def test_playing_a_manual_job_resets_only_the_jobs_still_skipped():
         "on-success": "success",
         "always": "success",  # ran before the sweep, without its results, and stays so
     }
+    assert run.order == ["always", "sweep", "sweep-run: [1/2]", "sweep-run: [2/2]", "on-success"]
 
 
 def test_a_blocking_manual_job_holds_the_later_stages_until_played():

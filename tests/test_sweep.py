@@ -52,8 +52,8 @@ def test_a_labelled_merge_request_sweeps_and_others_only_offer_it(project):
         "sweep": ("on_success", []),
         "sweep-run: [1/2]": ("on_success", ["sweep"]),
         "sweep-run: [2/2]": ("on_success", ["sweep"]),
-        "sweep-report": ("always", ["sweep-run"]),
-        "sweep-comment": ("always", ["sweep-report"]),
+        "sweep-report": ("on_success", ["sweep-run"]),
+        "sweep-comment": ("on_success", ["sweep-report"]),
     }
     # Without the label the first job waits to be played, and every other one needs it.
     unlabelled = sweep_plan(project, merge_request("sweeping"))
@@ -95,6 +95,14 @@ def test_a_bad_sweep_fails_in_one_line_before_anything_runs(project, sweep, mess
         checked.stderr.count("\n") == 1 and checked.stderr.startswith("error: sweep.yaml") and message in checked.stderr
     )
     assert not (project / "sweep").exists()
+
+
+def test_a_report_of_no_runs_is_refused_in_one_line(project):
+    """So that no "0 runs" comment is ever posted, whichever jobs GitLab runs."""
+    report = run(["python", "-m", "tumour_classifier.sweep", "report"], project, project_env(project), check=False)
+    assert report.returncode == 1 and report.stderr.count("\n") == 1, report.stderr
+    assert report.stderr.startswith("error: sweep/results holds no results: no sweep run reached its end")
+    assert not (project / "sweep" / "report" / "report.md").exists()
 
 
 # --- The sweep, run ------------------------------------------------------------------------------

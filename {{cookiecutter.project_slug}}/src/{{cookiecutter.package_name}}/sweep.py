@@ -291,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
         fail_if_any_failed(run_share(sweep, index, total, args.results, args.push))
     else:
         results = read_results(args.results)
+        if not results:  # a report of no runs would be posted as if a sweep had run
+            raise PipelineError(
+                f"{args.results} holds no results: no sweep run reached its end, so there is nothing to report "
+                "(run 'sweep run' first; in CI, see the sweep-run jobs)."
+            )
         print(write_report(sweep, results, args.output).read_text(encoding="utf-8"))
 
 
