@@ -146,7 +146,9 @@ def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     # The machine's user data holds the cloud key, not the S3 key (which the train job gets from GitLab).
     [resource] = json.loads(Path(launch["tfstate"]).read_text())["resources"]
     user_data = base64.b64decode(resource["instances"][0]["attributes"]["startup_script"]).decode()
-    assert "export AWS_ACCESS_KEY_ID=AKIDCLOUD" in user_data and "export AWS_SECRET_ACCESS_KEY=cloud-secret" in user_data
+    assert (
+        "export AWS_ACCESS_KEY_ID=AKIDCLOUD" in user_data and "export AWS_SECRET_ACCESS_KEY=cloud-secret" in user_data
+    )
     assert "s3-secret" not in user_data and "testing" not in user_data
     options = launch["options"]
     assert options["labels"] == f"cml-{PIPELINE}" and options["single"] is True
