@@ -12,7 +12,8 @@
     verify                                  the checked-out model is the one dvc.lock names
 
 Each change is one GTO tag (`model@v0.2.0`, `model#production#3`, `model#staging!#4`,
-`model@v0.1.0!`) pushed to `origin` at once, where its pipeline publishes or deploys the model.
+`model@v0.1.0!`) pushed to `origin` at once, where its pipeline publishes or deploys the model
+or stops a stage's environment (a deprecation unassigns the version's stages first, one tag each).
 The tags are read from `origin` first, so versions are numbered against everything registered.
 
 A stage holds one version: `promote` unassigns the version it replaces, so `gto show`, this
