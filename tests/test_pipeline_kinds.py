@@ -104,3 +104,29 @@ def test_a_label_added_after_the_pipeline_was_created_changes_nothing(project):
     before = processed(project, merge_request(labels=""))
     after = processed(project, merge_request(labels="sweep"))
     assert before.waiting() == {"sweep"} and after.ran() >= SWEEP
+
+
+# --- training_runner cml: the machine's jobs around train ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cml_project(tmp_path_factory) -> Path:
+    baked = bake_defaults(tmp_path_factory.mktemp("kinds-cml"), "training_runner=cml")
+    add_origin(baked)
+    return baked
+
+
+def test_cml_removes_the_machine_whatever_happened_to_the_launch_or_the_train_job(cml_project):
+    protected = branch("main")
+    protected["variables"]["CI_COMMIT_REF_PROTECTED"] = "true"
+    assert processed(cml_project, protected).ran() == {"test", "launch-runner", "train", "remove-runner"}
+    for failed in ("launch-runner", "train"):
+        pipeline = processed(cml_project, protected, {failed: "failed"})
+        assert "remove-runner" in pipeline.ran(), failed
+    assert processed(cml_project, protected, {"launch-runner": "failed"}).status["train"] == "skipped"
+
+
+def test_cml_merge_requests_without_cloud_training_still_report(cml_project):
+    """No train job in this pipeline: the report's optional need is dropped, and it says so itself."""
+    pipeline = processed(cml_project, merge_request())
+    assert pipeline.ran() == {"test", "report", "comment"} and "train" not in pipeline.status
