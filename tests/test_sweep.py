@@ -211,6 +211,7 @@ def test_a_two_by_two_sweep_over_two_jobs_is_ranked_pushed_and_can_be_applied(gi
     [(pull, ref)] = re.findall(r"Take the best: `(dvc exp pull origin (\S+)) && dvc exp apply \2`", note)
     tip = gitlab.head("feature")
     assert ref == f"refs/exps/{tip[:2]}/{tip[2:]}/{best}"
+    assert f"Any other run: `refs/exps/{tip[:2]}/{tip[2:]}/<experiment>`." in note
     run(pull.split(), clone, env)
     run(["dvc", "exp", "apply", ref], clone, env)
     expected = run(["git", "show", f"{ref}:dvc.lock"], gitlab.origin, gitlab.env()).stdout

@@ -242,6 +242,8 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
             f"Take the best: `dvc exp pull origin {best} && dvc exp apply {best}`, or keep it on a branch: "
             f"`dvc exp branch {best} <branch>`.",
         ]
+        if "ref" in good[0]:
+            lines += ["", f"Any other run: `{good[0]['ref'].rsplit('/', 1)[0]}/<experiment>`."]
     if chart:
         lines += ["", f"![{sweep.metric} of each run]({chart})"]
     return "\n".join(lines) + "\n"
