@@ -191,14 +191,20 @@ class GitLabRegistry:
     - model-versions/create ignores `source` and `run_id`: the version is named by its tag
       `gitlab.version` (required here; GitLab would number it) and gets a new run of its own in
       `[model]NAME`;
-    - model-versions/get finds a version by that name; model-versions/search does not exist.
+    - model-versions/get finds a version by that name; model-versions/search does not exist;
+    - a version's run has GitLab's `artifact_uri`, the model version's package
+      (http://127.0.0.1:PORT/api/v4/projects/4242/packages/ml_models/<id>/files/, from
+      lib/api/entities/ml/mlflow/run_info.rb), which takes uploads by PUT; here they land among the
+      run's artifacts on the MLflow server, where a test reads them.
     Everything else goes to the MLflow server as it is. `calls` lists (method, path) as received;
     `mlflow` is the server's REST API, behind GitLab's back."""
 
     PREFIX = "/api/v4/projects/4242/ml/mlflow"
+    PACKAGES = re.compile(r"^/api/v4/projects/4242/packages/ml_models/(\d+)/files/(.+)$")
 
     def __init__(self, mlflow_url: str, token: str):
         self.mlflow, self.token, self.calls = Rest(mlflow_url), token, []
+        self.packages: dict[str, tuple[str, str]] = {}  # model version id -> (run id, MLflow's artifact_uri)
 
     def __enter__(self) -> "GitLabRegistry":
         registry = self
@@ -215,25 +221,38 @@ class GitLabRegistry:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 path, _, query = self.path.partition("?")
-                if path.startswith("/api/v4/") and not path.startswith(registry.PREFIX):
+                content_type = self.headers.get("Content-Type") or "application/json"
+                package = registry.PACKAGES.match(path)
+                if package:
+                    registry.calls.append((self.command, path))
+                    if self.headers.get("Authorization") != f"Bearer {registry.token}":
+                        return self._answer(401, b'{"message": "401 Unauthorized"}')
+                    if self.command != "PUT" or package.group(1) not in registry.packages:
+                        return self._answer(404, b'{"message": "404 Not Found"}')
+                    _, mlflow_uri = registry.packages[package.group(1)]
+                    tail = mlflow_uri.removeprefix("mlflow-artifacts:/")
+                    path = f"/api/2.0/mlflow-artifacts/artifacts/{tail}/{package.group(2)}"
+                    content_type = "application/octet-stream"
+                elif path.startswith("/api/v4/") and not path.startswith(registry.PREFIX):
                     return self._answer(404, b'{"message": "404 Project Not Found"}')
                 path = path.removeprefix(registry.PREFIX)
-                registry.calls.append((self.command, path))
-                if self.headers.get("Authorization") != f"Bearer {registry.token}":
-                    return self._answer(401, b'{"message": "401 Unauthorized"}')
-                special = registry.gitlab(
-                    self.command,
-                    path,
-                    json.loads(body) if body and "json" in (self.headers.get("Content-Type") or "") else None,
-                    dict(urllib.parse.parse_qsl(query)),
-                )
-                if special is not None:
-                    return self._answer(special[0], json.dumps(special[1]).encode())
+                if not package:
+                    registry.calls.append((self.command, path))
+                    if self.headers.get("Authorization") != f"Bearer {registry.token}":
+                        return self._answer(401, b'{"message": "401 Unauthorized"}')
+                    special = registry.gitlab(
+                        self.command,
+                        path,
+                        json.loads(body) if body and "json" in (self.headers.get("Content-Type") or "") else None,
+                        dict(urllib.parse.parse_qsl(query)),
+                    )
+                    if special is not None:
+                        return self._answer(special[0], json.dumps(special[1]).encode())
                 forwarded = urllib.request.Request(
                     f"{registry.mlflow.url}{path}" + (f"?{query}" if query else ""),
                     data=body if self.command in ("POST", "PUT", "PATCH") else None,
                     method=self.command,
-                    headers={"Content-Type": self.headers.get("Content-Type") or "application/json"},
+                    headers={"Content-Type": content_type},
                 )
                 try:
                     with urllib.request.urlopen(forwarded, timeout=60) as answer:
@@ -276,14 +295,25 @@ class GitLabRegistry:
             experiment = self.mlflow.get("experiments/get-by-name", experiment_name=f"[model]{body['name']}")
             run = self.mlflow.post("runs/create", {"experiment_id": experiment["experiment"]["experiment_id"]})
             info = run["run"]["info"]
-            own = {**body, "run_id": info["run_id"], "source": info["artifact_uri"]}
+            package_id = str(len(self.packages) + 1)
+            self.packages[package_id] = (info["run_id"], info["artifact_uri"])
+            own = {**body, "run_id": info["run_id"], "source": self.package_uri(package_id)}
             return 200, self.mlflow.post("model-versions/create", own)
+        if path == f"{api}runs/get":
+            found = self.mlflow.get("runs/get", **query)
+            package_id = next((key for key, (run_id, _) in self.packages.items() if run_id == query["run_id"]), None)
+            if package_id:
+                found["run"]["info"]["artifact_uri"] = self.package_uri(package_id)
+            return 200, found
         if path == f"{api}model-versions/get":
             found = self.find(query["name"], query["version"])
             return (200, {"model_version": found}) if found else (404, {"error_code": "RESOURCE_DOES_NOT_EXIST"})
         if path == f"{api}model-versions/search":
             return 404, {"message": "404 Not Found"}
         return None
+
+    def package_uri(self, package_id: str) -> str:
+        return f"{self.api_v4}/projects/4242/packages/ml_models/{package_id}/files/"
 
     def find(self, name: str, version: str) -> dict | None:
         return next(

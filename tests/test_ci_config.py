@@ -149,14 +149,15 @@ def test_template_repository_ci_file_is_valid():
 
 
 # The jobs of tag pipelines: tests/test_tag_pipelines.py.
-TAG_JOBS = {"publish": "never", "mirror": "never", "deploy": "never", "withdraw": "never"}
+TAG_JOBS = {"publish": "never", "mirror": "never", "withdraw": "never"}
+TAG_JOBS |= {f"{action}-{stage}": "never" for action in ("deploy", "stop") for stage in ("staging", "production")}
 # The parameter sweep, offered in merge requests (tests/test_sweep.py: the label, forks).
 SWEEP_OFFERED = {
     "sweep": "manual",
     "sweep-run: [1/2]": "on_success",
     "sweep-run: [2/2]": "on_success",
-    "sweep-report": "always",
-    "sweep-comment": "always",
+    "sweep-report": "on_success",
+    "sweep-comment": "on_success",
 }
 
 
@@ -260,8 +261,9 @@ def test_dvc_and_cml_steps_are_in_the_ci_file(config):
     steps = {name: " ".join(job.get("script", [])) for name, job in jobs(config, hidden=False).items()}
     assert "dvc repro --pull" in steps["train"] and "dvc push --run-cache" in steps["train"]
     assert "dvc params diff" in steps["report"] and "dvc metrics diff" in steps["report"]
-    assert "dvc pull train evaluate" in steps["publish"] and "dvc pull train" in steps["deploy"]
-    assert 'gto check-ref "$CI_COMMIT_TAG"' in steps["deploy"] and 'gto check-ref "$CI_COMMIT_TAG"' in steps["withdraw"]
+    deploy, stop = (" ".join(config[template]["script"]) for template in (".deploy", ".stop"))
+    assert "dvc pull train evaluate" in steps["publish"] and "dvc pull train" in deploy
+    assert 'gto check-ref "$CI_COMMIT_TAG"' in stop and 'gto check-ref "$CI_COMMIT_TAG"' in steps["withdraw"]
     [command] = [shlex.split(line) for line in config["comment"]["script"] if line.startswith("cml comment")]
     assert command[:3] == ["cml", "comment", "$mode"]
     assert "--native" in command  # images stay in GitLab, never on CML's public asset host
@@ -281,7 +283,8 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
     cache keyed on requirements.lock, and only one job uploads it."""
     expanded = yaml.safe_load(gitlab_ci_local(default_project, "--preview").stdout)
     caches = {name: job["cache"] for name, job in jobs(expanded, hidden=False).items() if "cache" in job}
-    python_jobs = {"test", "train", "report", "register", "promote", "publish", "deploy", "withdraw"}
+    python_jobs = {"test", "train", "report", "register", "promote", "publish", "withdraw"}
+    python_jobs |= {f"{action}-{stage}" for action in ("deploy", "stop") for stage in ("staging", "production")}
     assert set(caches) == python_jobs | {"sweep", "sweep-run", "sweep-report"}
     for name, cache in caches.items():
         for entry in cache if isinstance(cache, list) else [cache]:

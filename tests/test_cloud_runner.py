@@ -6,6 +6,7 @@ it (a runner registered with CML's settings, then online). What only a real clou
 show (terraform talking to AWS, the VM's set-up under systemd) is not tested here.
 """
 
+import base64
 import json
 import os
 import subprocess
@@ -23,7 +24,9 @@ from harness.s3 import s3_env
 MAINTAINER = {**BOT, "access_level": 40}
 PIPELINE = "1000"
 OIDC = {"AWS_ROLE_ARN": "arn:aws:iam::1:role/ci", "AWS_WEB_IDENTITY_TOKEN_FILE": "/token"}
-AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}
+CLOUD_KEY = {"TRAIN_CLOUD_AWS_ACCESS_KEY_ID": "AKIDCLOUD", "TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY": "cloud-secret"}
+AWS = {**CLOUD_KEY, "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}
+S3_KEY = {"AWS_ACCESS_KEY_ID": "AKIDS3", "AWS_SECRET_ACCESS_KEY": "s3-secret"}  # the other jobs' key
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +52,11 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     ("user", "variables", "expected"),
     [
         (MAINTAINER, AWS, []),
-        (MAINTAINER, {"TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}, ["AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY not set"]),
+        (
+            MAINTAINER,
+            {**S3_KEY, "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"},  # the S3 key is not the cloud key
+            ["TRAIN_CLOUD_AWS_ACCESS_KEY_ID, TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY not set"],
+        ),
         (MAINTAINER, {**AWS, "TRAIN_CLOUD": "gcp"}, ["GOOGLE_APPLICATION_CREDENTIALS_DATA not set"]),
         (MAINTAINER, {**AWS, "TRAIN_CLOUD": "openstack"}, ["TRAIN_CLOUD is 'openstack'"]),
         (MAINTAINER, {**AWS, "TRAIN_CLOUD_AWS_SECURITY_GROUP": ""}, ["TRAIN_CLOUD_AWS_SECURITY_GROUP is not set"]),
@@ -123,6 +130,7 @@ def gitlab(bake, jobs_venv, s3_endpoint, tmp_path):
 def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     leo_log = tmp_path / "leo-calls.jsonl"
     variables = {
+        **CLOUD_KEY,  # the pipeline's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are the S3 key
         "CI_COMMIT_REF_PROTECTED": "true",
         "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-0123",
         "HOME": str(tmp_path / "home"),
@@ -135,6 +143,13 @@ def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     [launch] = [call for call in gitlab.cml_calls() if call["argv"][:2] == ["runner", "launch"]]
     assert launch["outcome"] == "launched"
     assert launch["startup_script"] == (gitlab.project / "ci" / "vm-startup.sh").read_text()
+    # The machine's user data holds the cloud key, not the S3 key (which the train job gets from GitLab).
+    [resource] = json.loads(Path(launch["tfstate"]).read_text())["resources"]
+    user_data = base64.b64decode(resource["instances"][0]["attributes"]["startup_script"]).decode()
+    assert (
+        "export AWS_ACCESS_KEY_ID=AKIDCLOUD" in user_data and "export AWS_SECRET_ACCESS_KEY=cloud-secret" in user_data
+    )
+    assert "s3-secret" not in user_data and "testing" not in user_data
     options = launch["options"]
     assert options["labels"] == f"cml-{PIPELINE}" and options["single"] is True
     assert options["cloud-image"] == "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"

@@ -106,6 +106,22 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     assert run([*gto, "model#production"], project.path, project.env).stdout.strip() == "model@v0.2.0"
     assert run([*gto, "model#staging"], project.path, project.env).stdout.strip() == ""
 
+    # What a deploy or stop job checks before it acts, also when GitLab runs it again much later.
+    assert project.registry("current", "model#production#4", "production").stdout.strip() == "v0.2.0"
+    assert project.registry("current", "model#staging!#5", "staging").stdout.strip() == ""
+    outdated = {
+        ("model#production#1", "production"): "error: 'production' holds model v0.2.0 now, not v0.1.0 as",
+        ("model#production!#3", "production"): "error: 'production' holds model v0.2.0 again since model#produ",
+        ("model#production#99", "production"): "error: the tag model#production#99 is no longer on origin",
+    }
+    for (tag, environment), message in outdated.items():
+        refused = project.registry("current", tag, environment, check=False)
+        assert refused.returncode == 3 and refused.stderr.startswith(message), refused.stderr
+    elsewhere = project.registry("current", "model#production#4", "staging", check=False)
+    assert (
+        elsewhere.returncode == 1 and "is not an assignment or unassignment of the stage 'staging'" in elsewhere.stderr
+    )
+
     consumer = tmp_path / "consumer"  # no clone, no DVC project: only the repository's URL
     consumer.mkdir()
     origin = str(project.origin)
@@ -133,6 +149,15 @@ def test_versions_and_stages_resolve_to_their_commits_and_fetch_without_a_clone(
     assert "Deprecated model v0.1.0." in deprecated and "model@v0.1.0!" in project.origin_tags()
     assert_refused(project.registry("fetch", "v0.1.0", "--repo", origin, cwd=consumer, check=False), "model v0.1.0 was")
     assert re.match(r"v0\.1\.0 .* deprecated$", project.registry("show").stdout.splitlines()[3])
+
+    # A version that a stage holds leaves it first, by an unassignment tag whose pipeline stops the
+    # stage's environment; then the deprecation.
+    before = project.origin_tags()
+    deprecated = project.registry("deprecate", "v0.2.0").stdout
+    [unassigned] = [tag for tag in project.origin_tags() - before if tag != "model@v0.2.0!"]
+    assert re.fullmatch(r"model#production!#\d+", unassigned) and "model@v0.2.0!" in project.origin_tags()
+    assert "Deprecated model v0.2.0; it leaves production." in deprecated
+    assert re.fullmatch(r"production: +-", project.registry("show").stdout.splitlines()[1])
 
 
 def test_each_refusal_is_one_line_and_pushes_no_tag(project):

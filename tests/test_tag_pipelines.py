@@ -2,8 +2,9 @@
 the variables GitLab sets for a tag push), and real runs under gitlab-ci-local against the loopback
 S3 remote and GitLab: the manual register and promote jobs push tags with REPO_TOKEN; a version
 tag's pipeline publishes that commit's model without running a stage; a stage tag's pipeline
-deploys to the environment named after the stage; an unassignment is said, not deployed. The
-runner's checkout holds the pipeline's tag alone, as GitLab's does."""
+deploys to the environment named after the stage, whatever a pipeline or project variable says;
+an unassignment stops that environment; a deploy run again once its tag is out of date refuses.
+The runner's checkout holds the pipeline's tag alone, as GitLab's does."""
 
 import json
 import uuid
@@ -22,9 +23,9 @@ MODEL = "models/model.skops"
 TAG_JOBS = {
     "registration": ("model@v0.1.0", {}, {"publish"}),
     "registration-mirrored": ("model@v1.2.3", {"MLFLOW_MIRROR": "true"}, {"publish", "mirror"}),
-    "assignment-staging": ("model#staging#2", {}, {"deploy"}),
-    "assignment-production": ("model#production#13", {}, {"deploy"}),
-    "unassignment": ("model#staging!#4", {}, {"withdraw"}),
+    "assignment-staging": ("model#staging#2", {}, {"deploy-staging"}),
+    "assignment-production": ("model#production#13", {}, {"deploy-production"}),
+    "unassignment": ("model#staging!#4", {}, {"stop-staging"}),
     "deregistration": ("model@v0.1.0!", {}, {"withdraw"}),
     "artifact-deprecation": ("model@deprecated", {}, {"withdraw"}),
     "stage-not-in-gto": ("model#qa#5", {}, set()),
@@ -60,14 +61,18 @@ def test_which_jobs_a_tag_pipeline_creates(listed_project, tag, variables, expec
     assert created_jobs(listed_project, tag, variables) == expected
 
 
-def test_deploy_rules_cover_the_stages_of_gto(listed_project):
-    """.gto lists the stages; the deploy rules and the promote form must offer the same ones."""
+def test_each_stage_of_gto_has_its_deploy_and_stop_jobs(listed_project):
+    """.gto lists the stages; each has a deploy and a stop job whose environment is named in the job
+    (no variable), one job at a time; the promote form offers the same stages."""
     stages = yaml.safe_load((listed_project / ".gto").read_text())["stages"]
     config = yaml.safe_load((listed_project / ".gitlab-ci.yml").read_text())
-    assert [rule["variables"]["STAGE"] for rule in config["deploy"]["rules"]] == stages
     assert config["variables"]["STAGE"]["options"] == stages
     for stage in stages:
-        assert created_jobs(listed_project, f"model#{stage}#1", {}) == {"deploy"}
+        assert config[f"deploy-{stage}"]["environment"] == stage
+        assert config[f"stop-{stage}"]["environment"] == {"name": stage, "action": "stop"}
+        assert config[f"deploy-{stage}"]["resource_group"] == config[f"stop-{stage}"]["resource_group"] == stage
+        assert created_jobs(listed_project, f"model#{stage}#1", {}) == {f"deploy-{stage}"}
+        assert created_jobs(listed_project, f"model#{stage}!#2", {}) == {f"stop-{stage}"}
 
 
 # --- Real runs -----------------------------------------------------------------------------------
@@ -127,16 +132,18 @@ def test_promote_job_then_the_stage_tag_deploys_to_its_environment(gitlab):
     assert "Pushed the tag model#production#1 to origin." in promoted.job_log("promote")
     assert TOKEN not in promoted.output
 
-    deployed = gitlab.pipeline(tag="model#production#1")
+    # STAGE as a pipeline or project variable (Run pipeline offers it, prefilled with staging)
+    # outranks anything a job sets: the deploy's environment must not depend on it.
+    deployed = gitlab.pipeline(tag="model#production#1", variables={"STAGE": "staging"})
     assert deployed.returncode == 0, deployed.output
-    deploy = deployed.job_log("deploy")
+    deploy = deployed.job_log("deploy-production")
     # The checkout had this tag only; the registration tag fetched next names the version.
     assert "Deploying model v0.1.0 to the environment 'production'." in deploy
     assert (
         f"{MODEL}: md5 {locked_md5((deployed.checkout / 'dvc.lock').read_text(), MODEL)}, as dvc.lock names it."
         in deploy
     )
-    assert file_md5(deployed.artifact("deploy", MODEL)) == locked_md5(
+    assert file_md5(deployed.artifact("deploy-production", MODEL)) == locked_md5(
         (deployed.checkout / "dvc.lock").read_text(), MODEL
     )
     assert ran_stages(deployed.output) == [] and deployed.job_log("publish") == ""
@@ -144,6 +151,29 @@ def test_promote_job_then_the_stage_tag_deploys_to_its_environment(gitlab):
     registry(gitlab, "unassign", "production")
     withdrawn = gitlab.pipeline(tag="model#production!#2")
     assert withdrawn.returncode == 0, withdrawn.output
-    withdraw = withdrawn.job_log("withdraw")
-    assert 'Stage "production" was unassigned from version "v0.1.0" of artifact "model"' in withdraw
-    assert "Nothing is deployed for this event." in withdraw and withdrawn.job_log("deploy") == ""
+    stop = withdrawn.job_log("stop-production")
+    assert 'Stage "production" was unassigned from version "v0.1.0" of artifact "model"' in stop
+    assert "The environment 'production' is stopped" in stop and withdrawn.job_log("deploy-production") == ""
+
+    # The environment's re-deploy button runs the old deploy job again: production holds nothing now.
+    again = gitlab.pipeline("deploy-production", tag="model#production#1")
+    redeploy = again.job_log("deploy-production")
+    assert "error: 'production' holds no version now, not v0.1.0 as model#production#1 said" in redeploy
+    assert "Deploying model" not in redeploy and not again.artifact("deploy-production", MODEL).exists()
+    assert again.returncode == 0 and "finished in" in redeploy and "WARN 3" in redeploy  # exit 3, allowed
+
+
+@pytest.mark.slow
+def test_a_stop_run_after_the_stage_was_assigned_again_keeps_the_environment(gitlab):
+    """promote replaces a version with an unassignment and an assignment, two pipelines: the stop
+    job of the first, run after the second tag exists, must not stop the environment."""
+    registry(gitlab, "register")
+    registry(gitlab, "promote", "v0.1.0", "staging")
+    gitlab.git("commit", "--quiet", "--allow-empty", "-m", "Same model, next version")
+    gitlab.push("main")
+    registry(gitlab, "register")
+    registry(gitlab, "promote", "v0.2.0", "staging")  # model#staging!#2, then model#staging#3
+    stopped = gitlab.pipeline(tag="model#staging!#2")
+    stop = stopped.job_log("stop-staging")
+    assert "error: 'staging' holds model v0.2.0 again since model#staging!#2: the environment is not stopped." in stop
+    assert "is stopped" not in stop and stopped.returncode == 0 and "WARN 3" in stop

@@ -31,9 +31,11 @@ from urllib.parse import quote
 
 from report_note import ApiError, Fail, call, run
 
-# Credentials the terraform provider behind CML reads for each cloud (they also reach the VM).
+# Credentials the terraform provider behind CML reads for each cloud (they also reach the VM). On
+# AWS under names of their own: the jobs' AWS_ACCESS_KEY_ID is the S3 key, which the train job
+# on the machine receives from GitLab; `use_cloud_key` (ci/pipeline.sh) hands these to CML.
 CLOUD_CREDENTIALS = {
-    "aws": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    "aws": ["TRAIN_CLOUD_AWS_ACCESS_KEY_ID", "TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY"],
     "gcp": ["GOOGLE_APPLICATION_CREDENTIALS_DATA"],
     "azure": ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZURE_TENANT_ID"],
     "kubernetes": ["KUBERNETES_CONFIGURATION"],

@@ -295,9 +295,14 @@ class Mirror:
             self.client.set_terminated(run_id)
 
     def artifacts(self, run_id: str) -> set[str]:
+        """The run's artifacts, or none known: then the model is uploaded again."""
+        if self.client.get_run(run_id).info.artifact_uri.startswith(("http://", "https://")):
+            # GitLab's runs keep their files in the model version's package (.../packages/ml_models/
+            # ID/files/), which MLflow 2.x's HTTP artifact repository cannot list (ValueError).
+            return set()
         try:
             return {entry.path for entry in self.client.list_artifacts(run_id)}
-        except self.error:  # GitLab lists artifacts since 17.9: upload again
+        except self.error:
             return set()
 
     def run(self, model: Path, description: str, params: dict, metrics: dict) -> str:

@@ -306,6 +306,18 @@ push_experiment_refs() {
   fi
 }
 
+# --- cloud runner (training_runner cml) ----------------------------------------------------------
+
+# CML launches the machine with the AWS key in the environment and writes that key into the
+# machine's user data, where anyone who can read its metadata finds it: so the cloud key
+# (TRAIN_CLOUD_AWS_*, rights on EC2 only), never the S3 key the other jobs use.
+use_cloud_key() {
+  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+  if [ -n "${TRAIN_CLOUD_AWS_ACCESS_KEY_ID:-}" ]; then
+    export AWS_ACCESS_KEY_ID="$TRAIN_CLOUD_AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="${TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY:-}"
+  fi
+}
+
 # --- registry ------------------------------------------------------------------------------------
 
 # The registry's jobs tag as the user who runs them, and push as REPO_TOKEN's user, so that each

@@ -2,10 +2,13 @@
 # Start-up script of the training VM that `cml runner launch --cloud aws|gcp|azure` creates:
 # the launch-runner job passes it as --cloud-startup-script "$(base64 -w0 ci/vm-startup.sh)".
 #
-# Why: CML's own VM set-up installs terraform from HashiCorp's Ubuntu 18.04 apt repository, which
-# is gone (iterative/terraform-provider-iterative#773 and #774), and cml-runner needs terraform to
-# delete its VM when it is done. So this installs terraform from HashiCorp's release zip, checked
-# against a pinned SHA-256.
+# Why: cml-runner needs terraform to delete its VM when it is done, and CML's own VM set-up
+# installs it from HashiCorp's apt repository for the image's Ubuntu release. Only CML's default
+# image, 18.04, fails there (HashiCorp removed that release's repository:
+# iterative/terraform-provider-iterative#773 and #774); on the 22.04 image ci/cloud_runner.py
+# picks, apt installs whatever terraform is newest. This installs a pinned version from
+# HashiCorp's release zip, checked against its SHA-256, into /usr/local/bin (ahead of apt's on
+# PATH), so the terraform that deletes the VM is a known one; on an 18.04 image it is the only one.
 #
 # How it runs: CML pastes this text into /usr/bin/cml.sh, inside a heredoc that ends at a line
 # reading EOF alone (so no line here may be exactly that), and cml.sh runs it as root right before

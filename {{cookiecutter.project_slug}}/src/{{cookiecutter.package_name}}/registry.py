@@ -7,11 +7,13 @@
     unassign STAGE                          the stage holds no version
     deprecate VERSION                       the version is withdrawn, from its stages too
     show                                    versions, their commits and stages
+    current TAG ENVIRONMENT                 in CI: TAG is on origin and still says what ENVIRONMENT's stage holds
     fetch VERSION|STAGE [--out PATH] [--repo URL]   the model, from the DVC remote, without a clone
     verify                                  the checked-out model is the one dvc.lock names
 
 Each change is one GTO tag (`model@v0.2.0`, `model#production#3`, `model#staging!#4`,
-`model@v0.1.0!`) pushed to `origin` at once, where its pipeline publishes or deploys the model.
+`model@v0.1.0!`) pushed to `origin` at once, where its pipeline publishes or deploys the model
+or stops a stage's environment (a deprecation unassigns the version's stages first, one tag each).
 The tags are read from `origin` first, so versions are numbered against everything registered.
 
 A stage holds one version: `promote` unassigns the version it replaces, so `gto show`, this
@@ -25,6 +27,7 @@ import hashlib
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -44,8 +47,13 @@ ARTIFACT = "model"
 FIRST_VERSION = "v0.1.0"
 TAGS = f"+refs/tags/{ARTIFACT}*:refs/tags/{ARTIFACT}*"
 BUMPS = ("minor", "patch", "major")
+OUTDATED = 3  # `current`'s exit code: the deploy and stop jobs allow it (allow_failure: exit_codes)
 # Statuses of `dvc status` that only say a file is not here (a fresh clone, a CI checkout).
 ABSENT = {"deleted", "not in cache"}
+
+
+class Outdated(PipelineError):
+    """The tag no longer says what its stage holds."""
 
 
 # --- git and dvc ---------------------------------------------------------------------------------
@@ -263,6 +271,9 @@ def deprecate(version: str) -> None:
     fetch_tags()
     with model() as (artifact, _):
         stages = [vstage.stage for vstage in version_of(artifact, version).get_vstages()]
+    for stage in stages:  # an unassignment tag of its own, whose pipeline stops the stage's environment
+        after_last_tag()
+        push(gto.unassign(".", ARTIFACT, stage=stage, version=version).tag)
     after_last_tag()
     push(gto.deregister(".", ARTIFACT, version=version).tag)
     left = f"; it leaves {', '.join(stages)}" if stages else ""
@@ -282,6 +293,32 @@ def show() -> None:
             stages = ", ".join(vstage.stage for vstage in version.get_vstages()) or "-"
             stages = stages if version.is_active else "deprecated"
             print(f"{version.version:<12} {version.commit_hexsha[:8]}  {version.created_at:%Y-%m-%d %H:%M}  {stages}")
+
+
+def current(tag: str, environment: str) -> None:
+    """The check of a deploy or stop job, which GitLab lets anyone run again later (the environment's
+    re-deploy button): TAG must still be on origin, name ENVIRONMENT's stage, and say what that stage
+    holds now (an assignment: its version, printed; an unassignment: nothing). Else Outdated."""
+    answer = command(["git", "ls-remote", "--tags", "origin", f"refs/tags/{tag}"])
+    if answer.returncode != 0:
+        raise PipelineError(f"cannot read the tag {tag} on origin: {last_line(answer)}")
+    if not answer.stdout.strip():
+        raise Outdated(f"the tag {tag} is no longer on origin, so nothing is done for it.")
+    [event] = gto.check_ref(".", tag) or [None]
+    stage = getattr(event, "stage", None)
+    if stage != environment:
+        raise PipelineError(f"{tag} is not an assignment or unassignment of the stage '{environment}'.")
+    fetch_tags()
+    with model() as (artifact, _):
+        held = next(iter(holders(artifact, stage)), None)
+    if tag.split("#")[1].endswith("!"):
+        if held:
+            raise Outdated(f"'{stage}' holds {ARTIFACT} {held} again since {tag}: the environment is not stopped.")
+        return
+    if held != event.version:
+        now = f"{ARTIFACT} {held}" if held else "no version"
+        raise Outdated(f"'{stage}' holds {now} now, not {event.version} as {tag} said: nothing is deployed.")
+    print(event.version)
 
 
 def fetch(target: str, out: Path | None, repo: str | None) -> None:
@@ -340,6 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     get.add_argument("--out", type=Path, help="where to write the model (default: its file name, here)")
     get.add_argument("--repo", help="the project's Git URL or path (default: origin)")
     commands.add_parser("verify", help="check the model file against dvc.lock")
+    check = commands.add_parser("current", help="CI: the tag still says what the environment's stage holds")
+    check.add_argument("tag")
+    check.add_argument("environment")
     args = parser.parse_args(argv)
     actions = {
         "register": lambda: register(args.bump),
@@ -349,11 +389,15 @@ def main(argv: list[str] | None = None) -> None:
         "show": show,
         "fetch": lambda: fetch(args.target, args.out, args.repo),
         "verify": verify,
+        "current": lambda: current(args.tag, args.environment),
     }
     try:
         actions[args.command]()
     except GTOException as error:
         raise PipelineError(f"GTO: {error.msg}") from error
+    except Outdated as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(OUTDATED)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,13 @@
     python -m {{cookiecutter.package_name}}.sweep local --jobs 2     # here: DVC's queue and workers, then the table
     python -m {{cookiecutter.package_name}}.sweep run --shard 1/2 --push   # CI: this job's share, one `dvc exp run` each
     python -m {{cookiecutter.package_name}}.sweep report             # CI: every job's results as one table and chart
+    python -m {{cookiecutter.package_name}}.sweep ref sweep-1a2b3c4d # the experiment's full ref on origin, if only one
 
 Each run is named after its values (`sweep-` and a hash), so the same combination keeps its name
-in every pipeline and `dvc exp apply NAME` or `dvc exp branch NAME BRANCH` take it up later.
-A run whose stages ran anywhere before (the run-cache in the remote) trains nothing again.
+in every pipeline; DVC files it under the commit it ran on (refs/exps/<commit>/NAME), so after
+sweeps on two commits the name alone is ambiguous to `dvc exp pull` and `dvc exp apply`: the
+report gives the full ref, which is not. A run whose stages ran anywhere before (the run-cache
+in the remote) trains nothing again.
 """
 
 import argparse
@@ -94,6 +97,29 @@ def experiment_name(run: dict) -> str:
     return f"sweep-{digest[:8]}"
 
 
+def experiment_ref(name: str) -> str:
+    """Where DVC keeps the experiment NAME run on this commit."""
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    return f"refs/exps/{head[:2]}/{head[2:]}/{name}"
+
+
+def find_ref(name: str, remote: str) -> str:
+    """The full ref of the experiment NAME on `remote`, when exactly one sweep made it."""
+    listed = subprocess.run(["git", "ls-remote", remote, "refs/exps/*"], capture_output=True, text=True)
+    if listed.returncode != 0:
+        raise PipelineError(f"cannot list the experiments on {remote}: {listed.stderr.strip() or 'git failed'}.")
+    refs = [line.split()[1] for line in listed.stdout.splitlines() if line.endswith(f"/{name}")]
+    if not refs:
+        raise PipelineError(f"no experiment {name} on {remote}: check the name in the sweep comment.")
+    if len(refs) > 1:
+        baselines = ", ".join(ref.split("/")[2] + ref.split("/")[3][:5] for ref in refs)
+        raise PipelineError(
+            f"{name} was run on {len(refs)} commits ({baselines}): use the full ref the sweep comment gives "
+            f"(one of {', '.join(refs)})."
+        )
+    return refs[0]
+
+
 def set_params(run: dict) -> list[str]:
     """`-S key=value` for each value (JSON is YAML, which is how DVC reads the value)."""
     return [arg for key, value in run.items() for arg in ("-S", f"{key}={json.dumps(value)}")]
@@ -122,6 +148,7 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
         result = {"name": name, "params": run, "ran": RAN_STAGE.findall(finished.stdout + finished.stderr)}
         if finished.returncode == 0:
             result["metrics"] = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+            result["ref"] = experiment_ref(name)
             if push:
                 push_results(name)
         else:
@@ -163,6 +190,7 @@ def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
         result = {"name": name, "params": run, "ran": []}
         if rev is not None and not rev.get("error"):
             result["metrics"] = rev["data"]["metrics"][str(METRICS_FILE)]["data"]
+            result["ref"] = experiment_ref(name)
         else:
             logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
             result["error"] = first_error(logs.stdout + logs.stderr)
@@ -225,12 +253,14 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
     restored = sum(1 for result in good if not result["ran"])
     lines += ["", f"{restored} of {len(good)} successful runs came back from the run-cache (nothing trained)."]
     if good:
-        best = good[0]["name"]
+        best = good[0].get("ref", good[0]["name"])  # the full ref: the name recurs in every sweep of these values
         lines += [
             "",
             f"Take the best: `dvc exp pull origin {best} && dvc exp apply {best}`, or keep it on a branch: "
             f"`dvc exp branch {best} <branch>`.",
         ]
+        if "ref" in good[0]:
+            lines += ["", f"Any other run: `{good[0]['ref'].rsplit('/', 1)[0]}/<experiment>`."]
     if chart:
         lines += ["", f"![{sweep.metric} of each run]({chart})"]
     return "\n".join(lines) + "\n"
@@ -295,7 +325,13 @@ def main(argv: list[str] | None = None) -> None:
     report = commands.add_parser("report")
     report.add_argument("--results", type=Path, default=RESULTS_DIR)
     report.add_argument("--output", type=Path, default=REPORT_DIR)
+    ref = commands.add_parser("ref")
+    ref.add_argument("name", help="an experiment's name, e.g. sweep-1a2b3c4d")
+    ref.add_argument("--remote", default="origin", help="the Git remote the sweeps pushed to")
     args = parser.parse_args(argv)
+    if args.command == "ref":
+        print(find_ref(args.name, args.remote))
+        return
     sweep = load_sweep()
     if args.command == "check":
         print(f"sweep.yaml: {len(sweep.runs())} runs, ranked by {sweep.metric} ({sweep.direction}).")
@@ -308,6 +344,11 @@ def main(argv: list[str] | None = None) -> None:
         fail_if_any_failed(run_share(sweep, index, total, args.results, args.push))
     else:
         results = read_results(args.results)
+        if not results:  # a report of no runs would be posted as if a sweep had run
+            raise PipelineError(
+                f"{args.results} holds no results: no sweep run reached its end, so there is nothing to report "
+                "(run 'sweep run' first; in CI, see the sweep-run jobs)."
+            )
         print(write_report(sweep, results, args.output).read_text(encoding="utf-8"))
 
 
