@@ -104,7 +104,10 @@ def expected_params(project: Path) -> dict[str, str]:
     """params.yaml flattened, without the estimators that train.estimator did not choose."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     chosen = params["train"]["estimator"]
-    flat = {"seed": str(params["seed"]), "data.target": params["data"]["target"]}
+    spelled = {None: "null", True: "true", False: "false"}  # as params.yaml spells them
+    flat = {"seed": str(params["seed"])}
+    for key, value in params["data"].items():
+        flat[f"data.{key}"] = json.dumps(value) if isinstance(value, list) else spelled.get(value, str(value))
     flat["prepare.test_size"] = str(params["prepare"]["test_size"])
     flat["train.estimator"] = chosen
     for key, value in params["train"][chosen].items():
@@ -123,7 +126,16 @@ def assert_complete_run(rest: Rest, run_id: str, project: Path) -> dict:
     assert run_["info"]["status"] == "FINISHED"
     assert {p["key"]: p["value"] for p in run_["data"]["params"]} == expected_params(project)
     metrics = json.loads((project / "reports/evaluation/metrics.json").read_text())
-    assert {m["key"]: m["value"] for m in run_["data"]["metrics"]} == pytest.approx(metrics)
+    flat = {
+        f"{key}.{inner}": value
+        for key, values in metrics.items()
+        if isinstance(values, dict)
+        for inner, value in values.items()
+    }
+    flat |= {
+        key: value for key, value in metrics.items() if not isinstance(value, dict)
+    }  # baseline.f1, recall_per_class.0
+    assert {m["key"]: m["value"] for m in run_["data"]["metrics"]} == pytest.approx(flat)
     tags = {tag["key"]: tag["value"] for tag in run_["data"]["tags"]}
     sha = head(project)
     assert tags["gitlab.CI_JOB_ID"] == JOB_ID and tags["ci.pipeline_url"] == PIPELINE_URL
