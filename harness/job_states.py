@@ -20,6 +20,8 @@ them as GitLab 17.x/18.x does:
   again; a job that already ran stays as it is.
 
 A job that runs ends at once, with the outcome the caller gives it ("success" unless told).
+The rules above were checked line by line against composite.rb, process_build_service.rb and
+reset_skipped_jobs_service.rb as GitLab's mirror (github.com/gitlabhq/gitlabhq) holds them.
 """
 
 from __future__ import annotations
