@@ -113,16 +113,15 @@ def column_roles(frame: pd.DataFrame, target: str, drop: list[str]) -> tuple[lis
 def problems(frame: pd.DataFrame, data: dict, task: str, min_rows: int) -> list[str]:
     """Everything wrong with the table for this task, each a phrase saying how to fix it."""
     target, found = data["target"], []
-    missing = [name for name in [target, *data["drop"]] if name not in frame.columns]
-    if target in missing:
+    if target not in frame.columns:
         found.append(f"no target column '{target}' (rename your label column or set data.target in params.yaml)")
-    if [name for name in missing if name != target]:
-        listed = ", ".join(repr(name) for name in missing if name != target)
-        found.append(f"data.drop names columns the file does not have: {listed}")
+    unknown = [repr(name) for name in data["drop"] if name not in frame.columns]
+    if unknown:
+        found.append(f"data.drop names columns the file does not have: {', '.join(unknown)}")
     empty = [str(name) for name in frame.columns if name != target and frame[name].isna().all()]
     if empty:
         found.append(f"columns with no value at all: {', '.join(empty)} (add them to data.drop)")
-    if target in missing:
+    if target not in frame.columns:
         return found
     features = [name for name in frame.columns if name not in (target, *data["drop"], *empty)]
     if not features:
@@ -135,7 +134,8 @@ def problems(frame: pd.DataFrame, data: dict, task: str, min_rows: int) -> list[
         single = [repr(as_plain(label)) for label, count in counts.items() if count < 2]
         if single:
             hint = " (is it a quantity? set data.task: regression)" if len(counts) > MAX_AUTO_CLASSES else ""
-            found.append(f"classes with a single row, which cannot be split: {', '.join(single[:10])}{hint}")
+            more = f" and {len(single) - 10} more" if len(single) > 10 else ""
+            found.append(f"classes with a single row, which cannot be split: {', '.join(single[:10])}{more}{hint}")
         positive = data["positive_class"]
         if positive is not None and len(counts) != 2:
             found.append(f"data.positive_class is set but '{target}' has {len(counts)} classes (it is for two)")
