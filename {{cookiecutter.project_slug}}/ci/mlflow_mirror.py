@@ -127,7 +127,7 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def params() -> dict[str, str]:
-    """params.yaml flattened (`train.random_forest.n_estimators`), less the sections of the
+    """params.yaml flattened (`train.hist_gradient_boosting.max_iter`), less the sections of the
     estimators `train.estimator` did not choose: the train stage does not read them (dvc.yaml)."""
     tree = read_yaml(PARAMS)
     train = tree.get("train")
