@@ -10,6 +10,7 @@ What is checked goes through MLflow's REST API, not the script's own client.
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -176,6 +177,24 @@ def test_mirror_creates_the_model_and_version_with_params_metrics_file_and_links
     assert "model@v0.1.0 is already mirrored" in again.stdout
     assert counts(rest) == before
     assert rest.get("runs/get", run_id=version["run_id"])["run"]["data"]["metrics"] == run_["data"]["metrics"]
+
+
+def test_class_names_mlflow_refuses_in_metric_names_are_mirrored(project, venvs, mlflow_url, tmp_path):
+    """A class such as the raw penguins' `Adelie Penguin (Pygoscelis adeliae)`: MLflow refuses
+    parentheses in a metric name, so `recall_per_class.<class>` is logged with `_` for them."""
+    copy = Path(shutil.copytree(project, tmp_path / "penguins"))
+    (copy / "dvc.yaml").write_text((copy / "dvc.yaml").read_text().replace("  model:", "  penguin_model:", 1))
+    run(["git", "commit", "--quiet", "-am", "Rename the artifact"], copy)
+    run(["git", "tag", "-a", "penguin_model@v0.1.0", "-m", "Registering artifact penguin_model version v0.1.0"], copy)
+    metrics = copy / "reports/evaluation/metrics.json"
+    scores = json.loads(metrics.read_text())
+    metrics.write_text(json.dumps({**scores, "recall_per_class": {"Adelie Penguin (Pygoscelis adeliae)": 0.9}}))
+    done = mirror(copy, venvs[0], "penguin_model@v0.1.0", MLFLOW_TRACKING_URI=mlflow_url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rest = Rest(mlflow_url)
+    version = version_with(rest, "0.1.0", model="penguin_model")
+    logged = {m["key"]: m["value"] for m in rest.get("runs/get", run_id=version["run_id"])["run"]["data"]["metrics"]}
+    assert logged["recall_per_class.Adelie Penguin _Pygoscelis adeliae_"] == 0.9
 
 
 def test_a_job_interrupted_before_the_version_existed_is_finished_in_its_own_run(project, venvs, mlflow_url):

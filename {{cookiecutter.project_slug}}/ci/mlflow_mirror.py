@@ -46,6 +46,8 @@ import yaml
 DVC_YAML = Path("dvc.yaml")
 PARAMS = Path("params.yaml")
 METRICS = Path("reports/evaluation/metrics.json")
+# MLflow's metric names: letters, digits, and _ - . space : / (mlflow.utils.validation).
+NOT_IN_METRIC_NAMES = re.compile(r"[^\w\-. :/]")
 
 # GTO's version tags (gto/constants.py): NAME@vSEMVER. Stage tags (NAME#stage#N), deregistrations
 # (NAME@vX.Y.Z!) and deprecations (NAME@deprecated) are not versions.
@@ -144,9 +146,15 @@ def param_value(value) -> str:
 
 
 def metrics() -> dict[str, float]:
+    """metrics.json flattened (`baseline.f1`, `recall_per_class.<class>`); a class name's
+    characters that MLflow refuses in a metric name become `_`."""
     data = read(METRICS, json.loads, "restore the tagged commit's metrics first (dvc pull)")
     flat = flatten(data) if isinstance(data, dict) else {}
-    found = {k: float(v) for k, v in flat.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    found = {
+        NOT_IN_METRIC_NAMES.sub("_", k): float(v)
+        for k, v in flat.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     if not found:
         raise Fail(f"{METRICS} holds no numeric metric")
     return found
