@@ -38,6 +38,11 @@ METRICS = {
 LOWER_IS_BETTER = {"rmse", "mae"}
 
 
+def task_of(metrics: dict) -> str:
+    """The task a metrics.json was written for (evaluate writes `rmse` for a regression only)."""
+    return "regression" if "rmse" in metrics else "classification"
+
+
 class PipelineError(Exception):
     """A problem in the inputs that the user can fix; the message says how."""
 

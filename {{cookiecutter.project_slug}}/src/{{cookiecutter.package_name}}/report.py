@@ -40,6 +40,7 @@ from .config import (
     SUMMARY_FILE,
     PipelineError,
     run_main,
+    task_of,
 )
 
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
@@ -167,10 +168,6 @@ def dvc_table(path: Path, command: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def task_of(scores: dict) -> str:
-    return "regression" if "rmse" in scores else "classification"
-
-
 def baseline_section(scores: dict) -> list[str]:
     """This change's headline scores beside those of a model that learnt nothing."""
     baseline = scores.get("baseline") or {}
@@ -179,14 +176,14 @@ def baseline_section(scores: dict) -> list[str]:
         return []
     lines = ["### Against a baseline that learnt nothing", ""]
     lines += ["| metric | this change | baseline | better by |", "|---|---|---|---|"]
+    better = {
+        name: baseline[name] - scores[name] if name in LOWER_IS_BETTER else scores[name] - baseline[name]
+        for name in names
+    }
     for name in names:
-        better = baseline[name] - scores[name] if name in LOWER_IS_BETTER else scores[name] - baseline[name]
-        lines.append(f"| {name} | {scores[name]:.4f} | {baseline[name]:.4f} | {better:+.4f} |")
-    headline = names[0]
+        lines.append(f"| {name} | {scores[name]:.4f} | {baseline[name]:.4f} | {better[name]:+.4f} |")
+    headline, margin = names[0], better[names[0]]
     guess = "the training mean" if task_of(scores) == "regression" else "the most frequent class"
-    margin = (
-        baseline[headline] - scores[headline] if headline in LOWER_IS_BETTER else scores[headline] - baseline[headline]
-    )
     if margin > 0:
         verdict = f"The model beats always predicting {guess} by {margin:.4f} {headline}."
     else:

@@ -29,7 +29,17 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from .config import LOWER_IS_BETTER, METRICS, METRICS_FILE, PipelineError, load_mapping, load_params, param, run_main
+from .config import (
+    LOWER_IS_BETTER,
+    METRICS,
+    METRICS_FILE,
+    PipelineError,
+    load_mapping,
+    load_params,
+    param,
+    run_main,
+    task_of,
+)
 
 SWEEP_FILE = Path("sweep.yaml")
 RESULTS_DIR = Path("sweep/results")
@@ -206,7 +216,7 @@ def task_metrics(sweep: Sweep, good: list[dict]) -> tuple[str, ...]:
     """The metrics evaluate wrote for the runs' task; the sweep's metric must be one of them."""
     if not good:
         return (sweep.metric,)
-    task = "regression" if "rmse" in good[0]["metrics"] else "classification"
+    task = task_of(good[0]["metrics"])
     if sweep.metric not in METRICS[task]:
         raise PipelineError(f"{SWEEP_FILE}: a {task} has no {sweep.metric}; rank by one of {', '.join(METRICS[task])}.")
     return METRICS[task]
