@@ -13,11 +13,7 @@ import sys
 from pathlib import Path
 
 RAW_DATA = Path("data/raw/dataset.csv")
-# What each `training_runner` choice needs beyond the usual runners; the other choices' files go.
-RUNNER_FILES = {
-    "tagged": [Path("ci/runners")],
-    "cml": [Path("ci/cloud_runner.py"), Path("ci/vm-startup.sh")],
-}
+PACKAGE = Path("src/{{ cookiecutter.package_name }}")
 ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 
@@ -54,14 +50,49 @@ def init_git(branch: str, author: str, email: str) -> bool:
     return True
 
 
-def remove_other_runner_files(choice: str) -> None:
-    for runner, paths in RUNNER_FILES.items():
-        for path in paths if runner != choice else []:
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+def remove(*paths: str | Path) -> None:
+    for path in map(Path, paths):
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def remove_parameter_sweeps() -> None:
+    remove("ci/sweeps.gitlab-ci.yml", "ci/sweeps.sh", "sweep.yaml", PACKAGE / "sweep.py", "tests/test_sweep.py")
+
+
+def remove_model_registry() -> None:
+    remove("ci/model-registry.gitlab-ci.yml", "ci/registry.sh", ".gto", PACKAGE / "registry.py", "tests/test_registry.py")
+
+
+def remove_mlflow_mirror() -> None:
+    remove("ci/mlflow-mirror.gitlab-ci.yml", "ci/mlflow_mirror.py", "ci/mlflow-requirements.txt")
+
+
+def remove_cloud_runner() -> None:
+    remove("ci/cloud-runner.gitlab-ci.yml", "ci/cloud_runner.py", "ci/vm-startup.sh")
+
+
+def remove_runner_tag() -> None:
+    remove("ci/runner-tag.gitlab-ci.yml")
+
+
+def remove_runner_configurations() -> None:
+    remove("ci/runners")
 
 
 def main() -> None:
-    remove_other_runner_files(ANSWERS["training_runner"])
+    if not ANSWERS["parameter_sweeps"]:
+        remove_parameter_sweeps()
+    if not ANSWERS["model_registry"]:
+        remove_model_registry()
+    if not ANSWERS["mlflow_mirror"]:
+        remove_mlflow_mirror()
+    runner = ANSWERS["training_runner"]
+    if runner != "cml":
+        remove_cloud_runner()
+    if runner not in ("tagged", "gitlab-hosted"):
+        remove_runner_tag()
+    if runner != "tagged":
+        remove_runner_configurations()
     track_with_dvc(RAW_DATA)
     if ANSWERS["init_git"] and not init_git(ANSWERS["default_branch"], ANSWERS["author_name"], ANSWERS["author_email"]):
         print(

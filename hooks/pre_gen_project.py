@@ -136,8 +136,15 @@ RULES = {
 }
 
 
+def check_mirror(answers: dict) -> str | None:
+    if answers["mlflow_mirror"] and not answers["model_registry"]:
+        return "mlflow_mirror mirrors the model registry's versions, so it needs model_registry=yes; pass both, or mlflow_mirror=no."
+    return None
+
+
 def problems(answers: dict) -> list[str]:
-    return [msg for field, rule in RULES.items() if (msg := rule(str(answers[field])))]
+    found = [msg for field, rule in RULES.items() if (msg := rule(str(answers[field])))]
+    return found + [msg for msg in [check_mirror(answers)] if msg]
 
 
 def main(answers: dict) -> int:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-from report_note import ApiError, Fail, call, run
+from gitlab_api import ApiError, Fail, GitLab, run
 
 # Credentials the terraform provider behind CML reads for each cloud (they also reach the VM). On
 # AWS under names of their own: the jobs' AWS_ACCESS_KEY_ID is the S3 key, which the train job
@@ -56,19 +56,10 @@ def say(message: str) -> None:
     print(f"cloud_runner: {message}", file=sys.stderr)
 
 
-class GitLab:
-    def __init__(self) -> None:
-        self.token = os.environ.get("REPO_TOKEN", "")
-        self.api = os.environ.get("CI_API_V4_URL", "").rstrip("/")
-        self.project = os.environ.get("CI_PROJECT_ID", "")
-
-    def get(self, path: str) -> object:
-        return call(self.token, "GET", self.api + path)[0]
-
-    def pipeline_runners(self) -> list[dict]:
-        """Runners of this project carrying this pipeline's tag (cml-<pipeline id>)."""
-        tag = quote(f"cml-{os.environ['CI_PIPELINE_ID']}")
-        return self.get(f"/projects/{self.project}/runners?tag_list={tag}&per_page=100") or []
+def pipeline_runners(gitlab: GitLab) -> list[dict]:
+    """Runners of this project carrying this pipeline's tag (cml-<pipeline id>)."""
+    tag = quote(f"cml-{os.environ['CI_PIPELINE_ID']}")
+    return gitlab.every_page(f"/projects/{os.environ.get('CI_PROJECT_ID', '')}/runners?tag_list={tag}")
 
 
 def preflight() -> list[str]:
@@ -99,23 +90,20 @@ def preflight() -> list[str]:
 
 
 def token_problems(gitlab: GitLab) -> list[str]:
-    if not gitlab.token:
-        return ["REPO_TOKEN is not set: launching a runner needs a token with the api scope and the Maintainer role."]
+    """Launching a runner needs the api scope and the Maintainer role, beyond what the report needs."""
     try:
-        gitlab.get("/version")
-    except ApiError as error:
-        if error.status in (401, 403):
-            return [f"REPO_TOKEN was refused by {gitlab.api} (HTTP {error.status}): it is expired or revoked."]
-        return [f"cannot reach the GitLab API at {gitlab.api}: {error.reason}; check the runner's network and retry."]
-    scopes = gitlab.get("/personal_access_tokens/self").get("scopes", [])
+        gitlab.check_token()
+    except Fail as error:
+        return [str(error)]
+    scopes = gitlab.call("GET", "/personal_access_tokens/self").get("scopes", [])
     problems = []
     if "api" not in scopes:
         problems.append(
             f"REPO_TOKEN has the scopes {', '.join(scopes) or 'none'}: CML creates, lists and removes runners "
             "through the API, which needs the api scope; create a token with api and write_repository."
         )
-    permissions = gitlab.get(f"/projects/{gitlab.project}").get("permissions") or {}
-    levels = [(access or {}).get("access_level", 0) for access in permissions.values()]
+    project = gitlab.call("GET", f"/projects/{os.environ.get('CI_PROJECT_ID', '')}")
+    levels = [(access or {}).get("access_level", 0) for access in (project.get("permissions") or {}).values()]
     if max(levels, default=0) < MAINTAINER:
         problems.append(
             "REPO_TOKEN's user is not a Maintainer of this project: creating a project runner needs the Maintainer "
@@ -145,7 +133,7 @@ def wait(minutes: float) -> None:
     gitlab = GitLab()
     deadline = time.monotonic() + minutes * 60
     while True:
-        online = [runner for runner in gitlab.pipeline_runners() if runner.get("online")]
+        online = [runner for runner in pipeline_runners(gitlab) if runner.get("online")]
         if online:
             break
         if time.monotonic() > deadline:
@@ -157,7 +145,7 @@ def wait(minutes: float) -> None:
         time.sleep(max(0.5, min(POLL_SECONDS, deadline - time.monotonic())))
     for runner in online:
         form = {"run_untagged": "false", "locked": "true"}
-        call(gitlab.token, "PUT", f"{gitlab.api}/runners/{runner['id']}", form)
+        gitlab.call("PUT", f"/runners/{runner['id']}", form)
         say(f"runner {runner['id']} ({runner.get('description')}) is online and takes this pipeline's train job only.")
 
 
@@ -165,10 +153,10 @@ def remove() -> None:
     """Unregister the pipeline's runners and delete its machine: both are gone already when the
     train job ran to its end, and deleting them again changes nothing."""
     gitlab = GitLab()
-    left = gitlab.pipeline_runners()
+    left = pipeline_runners(gitlab)
     for runner in left:
         try:
-            call(gitlab.token, "DELETE", f"{gitlab.api}/runners/{runner['id']}")
+            gitlab.call("DELETE", f"/runners/{runner['id']}")
         except ApiError as error:
             if error.status != 404:  # 404: it unregistered itself meanwhile
                 raise

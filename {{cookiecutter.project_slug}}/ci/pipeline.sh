@@ -1,6 +1,7 @@
 # Sourced by every job (`source ci/pipeline.sh`): which kind of pipeline this is, read from
-# GitLab's predefined variables in this one place, and the guards the jobs' steps call. Guards
-# print one line and end the job: `fail` with an error, `skip` successfully.
+# GitLab's predefined variables in this one place, and the steps the jobs call. Steps that decide
+# something print it (`BASE=$(report_base)`); a guard prints one line and ends the job: `fail`
+# with an error, `skip` successfully. The add-ons' steps are in ci/sweeps.sh and ci/registry.sh.
 
 fail() {
   echo "error: $*" >&2
@@ -41,8 +42,8 @@ source_in_fork() {
   is_merge_request && [ "${CI_MERGE_REQUEST_SOURCE_PROJECT_ID:-}" != "${CI_MERGE_REQUEST_PROJECT_ID:-}" ]
 }
 
-# Branches that must always carry a true dvc.lock: the default branch and protected ones.
-on_kept_branch() {
+# Branches that must always carry a true dvc.lock.
+on_default_or_protected_branch() {
   ! is_merge_request && {
     [ "${CI_COMMIT_BRANCH:-}" = "${CI_DEFAULT_BRANCH:-}" ] || [ "${CI_COMMIT_REF_PROTECTED:-}" = "true" ]
   }
@@ -84,8 +85,22 @@ may_write() {
   ! runs_in_fork && has_s3_credentials
 }
 
-# Which token REPO_TOKEN can be, for the messages that ask for it (the README's "Tokens" has more).
+# The messages that ask for REPO_TOKEN say which token it can be (ci/gitlab_api.py has the same).
 TOKEN_HELP="a project access token (role Developer, scopes api and write_repository; GitLab.com Premium/Ultimate or self-managed), or on GitLab.com Free a bot account's personal access token with those scopes, as a masked, not protected CI/CD variable (README, 'Tokens')"
+
+# REPO_TOKEN's URL of this repository: the job token cannot push, and its pushes start no pipeline.
+repo_token_url() {
+  echo "${CI_SERVER_PROTOCOL:-https}://oauth2:${REPO_TOKEN}@${CI_REPOSITORY_URL#*@}"
+}
+
+# `git push` ("$@") as REPO_TOKEN's user; git's answer, without the token, on stderr if refused.
+push_as_token_user() {
+  local output
+  output=$(git push --porcelain "$@" 2>&1) && return
+  local status=$?
+  echo "${output//"$REPO_TOKEN"/[MASKED]}" >&2
+  return $status
+}
 
 # --- train ---------------------------------------------------------------------------------------
 
@@ -103,21 +118,27 @@ prepare_remote() {
       skip "The remote does not allow anonymous reads, so training is skipped (the tests ran). A maintainer can run this merge request's pipeline in the target project, with its variables."
     fi
     echo "$pulled" >&2
-    describe_remote
     if refused "$pulled"; then
-      fail "cannot read the DVC remote '$REMOTE' ($REMOTE_URL): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows s3:ListBucket on $BUCKET_ARN and s3:GetObject (and s3:PutObject) on $OBJECTS_ARN (README, 'The S3 remote')."
+      fail "cannot read $(remote_name): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows $(bucket_policy s3:GetObject) (README, 'The S3 remote')."
     fi
-    fail "cannot read the DVC remote '$REMOTE' ($REMOTE_URL): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
+    fail "cannot read $(remote_name): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
   fi
 }
 
-# For messages: REMOTE, REMOTE_URL, and the ARNs of the README's policy (README, 'The S3 remote').
-describe_remote() {
-  REMOTE=$(dvc remote default)
-  REMOTE_URL=$(dvc config "remote.$REMOTE.url")
-  local path="${REMOTE_URL#s3://}"
+# For messages: "the DVC remote 'storage' (s3://bucket/prefix)".
+remote_name() {
+  local remote
+  remote=$(dvc remote default)
+  echo "the DVC remote '$remote' ($(dvc config "remote.$remote.url"))"
+}
+
+# For messages: the README's policy ('The S3 remote') with this remote's ARNs, for actions "$@".
+bucket_policy() {
+  local path
+  path=$(dvc config "remote.$(dvc remote default).url")
+  path="${path#s3://}"
   path="${path%/}"
-  BUCKET_ARN="arn:aws:s3:::${path%%/*}" OBJECTS_ARN="arn:aws:s3:::$path/*"
+  echo "s3:ListBucket on arn:aws:s3:::${path%%/*} and $* (and s3:PutObject) on arn:aws:s3:::$path/*"
 }
 
 # Whether DVC's output $1 says S3 refused the key (403: AccessDenied, or a bare Forbidden for HEAD).
@@ -142,11 +163,10 @@ retry_push() {
     if [ "$attempt" -lt 3 ]; then sleep $((5 * attempt)); fi # a network blip may pass meanwhile
   done
   echo "$output" >&2
-  describe_remote
   if refused "$output"; then
-    fail "'$*' was refused by the DVC remote '$REMOTE' ($REMOTE_URL): the CI key needs s3:PutObject on $OBJECTS_ARN, besides s3:GetObject there and s3:ListBucket on $BUCKET_ARN (README, 'The S3 remote')."
+    fail "'$*' was refused by $(remote_name): the CI key needs $(bucket_policy s3:GetObject) (README, 'The S3 remote')."
   fi
-  fail "'$*' failed 3 times against the DVC remote '$REMOTE' ($REMOTE_URL) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
+  fail "'$*' failed 3 times against $(remote_name) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
 }
 
 # The CI's endpoint override (a committed endpointurl would win over AWS_ENDPOINT_URL_S3; the local
@@ -178,7 +198,7 @@ results_to_push() {
 # back exactly the model of commit X. A merge request of this project gets the reproduced dvc.lock
 # committed to its branch (never on anything but that branch's own tip); elsewhere the job says
 # what to commit, and fails where a stale dvc.lock would land on a kept branch.
-keep_dvc_lock() {
+commit_dvc_lock_if_stale() {
   if [ -z "$(git status --porcelain -- dvc.lock)" ]; then
     echo "dvc.lock matches this commit."
     return
@@ -186,7 +206,7 @@ keep_dvc_lock() {
   local stale="dvc.lock does not match params.yaml and the code of this commit"
   local fix="run 'dvc repro --pull' (it restores these results from the remote) and commit dvc.lock"
   if ! is_merge_request; then
-    if on_kept_branch; then fail "$stale: $fix."; fi
+    if on_default_or_protected_branch; then fail "$stale: $fix."; fi
     echo "warning: $stale: $fix, or open a merge request, whose pipeline commits it to the branch."
     return
   fi
@@ -222,11 +242,6 @@ dvc_lock_holds_on() {
     dvc status --quiet
 }
 
-# The job token cannot push, and its pushes start no pipeline: push as REPO_TOKEN's user.
-repo_token_url() {
-  echo "${CI_SERVER_PROTOCOL:-https}://oauth2:${REPO_TOKEN}@${CI_REPOSITORY_URL#*@}"
-}
-
 # Commit dvc.lock on top of $2 and push it to branch $1, only if the branch still points at $2
 # (the lease). A moved branch is left to its newer pipeline; any other refusal fails the job.
 push_dvc_lock() {
@@ -234,12 +249,12 @@ push_dvc_lock() {
   git add dvc.lock
   git -c user.name="${GITLAB_USER_NAME:-CI}" -c user.email="${GITLAB_USER_EMAIL:-ci@localhost}" \
     commit --quiet --no-verify --message "Update dvc.lock from pipeline ${CI_PIPELINE_ID:-local}" -- dvc.lock
-  if output=$(git push --porcelain --force-with-lease="refs/heads/$branch:$tip" "$(repo_token_url)" "HEAD:refs/heads/$branch" 2>&1); then
+  if output=$(push_as_token_user --force-with-lease="refs/heads/$branch:$tip" "$(repo_token_url)" "HEAD:refs/heads/$branch" 2>&1); then
     echo "dvc.lock was stale: pushed the reproduced one to '$branch' as $(git rev-parse --short HEAD)."
   elif grep -q "^!.*(stale info)" <<<"$output"; then
     echo "dvc.lock was stale, and '$branch' has moved on since ${tip:0:8}: its newer pipeline takes over."
   else
-    echo "${output//"$REPO_TOKEN"/[MASKED]}" >&2
+    echo "$output" >&2
     fail "could not push dvc.lock to '$branch' (git's answer is above): check that REPO_TOKEN is valid, has the write_repository scope and a role that may push to '$branch'."
   fi
 }
@@ -247,30 +262,14 @@ push_dvc_lock() {
 # --- report --------------------------------------------------------------------------------------
 
 # The commit this merge request's changes are measured against, fetched by SHA from the target
-# project (clones are shallow; a fork's `origin` is the fork). Exports BASE (a short SHA DVC can
-# resolve) and BASE_NAME (the target branch).
-fetch_report_base() {
+# project (clones are shallow; a fork's `origin` is the fork), printed as a short SHA DVC resolves.
+report_base() {
   local sha="$CI_MERGE_REQUEST_DIFF_BASE_SHA" from
   if on_merge_commit; then sha="$CI_MERGE_REQUEST_TARGET_BRANCH_SHA"; fi
   from=$(target_remote)
   have_commit "$sha" "$from" ||
     fail "cannot fetch $sha, the commit of '$CI_MERGE_REQUEST_TARGET_BRANCH_NAME' this merge request is compared with, from $from (a fork's pipeline cannot read a private target project)."
-  BASE=$(git rev-parse --short=8 "$sha")
-  BASE_NAME="$CI_MERGE_REQUEST_TARGET_BRANCH_NAME"
-  export BASE BASE_NAME
-}
-
-# The version the model registry has in production (PRODUCTION, empty if none), which the report
-# also compares with; its tags come from the target project, whose registry it is.
-find_production_model() {
-  local from
-  from=$(target_remote)
-  PRODUCTION=""
-  if git ls-remote --exit-code --tags "$from" "refs/tags/model#production#*" >/dev/null; then
-    fetch_registry_tags "$from"
-    PRODUCTION=$(gto show "model#production" --ref)
-  fi
-  export PRODUCTION
+  git rev-parse --short=8 "$sha"
 }
 
 # --- comment -------------------------------------------------------------------------------------
@@ -281,60 +280,6 @@ skip_unless_report_can_be_posted() {
     skip "This pipeline runs in the fork, without the target project's REPO_TOKEN: no comment is posted (a maintainer can run the pipeline in the target project from the merge request)."
   fi
   [ -f "${1:-report/report.md}" ] || skip "No report was built in this pipeline (see the job before this one), so nothing is posted."
-}
-
-# --- sweep ---------------------------------------------------------------------------------------
-
-# The sweep's experiment refs (DVC keeps them under refs/exps/<baseline commit>/), pushed with git
-# as REPO_TOKEN's user like dvc.lock: git honours the runner's own configuration (certificates,
-# proxies). Their outputs and run-cache went to the remote after each run (`sweep run --push`).
-push_experiment_refs() {
-  [ -n "${REPO_TOKEN:-}" ] ||
-    fail "REPO_TOKEN is not set, so the sweep's experiments cannot be pushed: add $TOKEN_HELP."
-  local head namespace output
-  head=$(git rev-parse HEAD)
-  namespace="refs/exps/${head:0:2}/${head:2}"
-  if [ -z "$(git for-each-ref "$namespace")" ]; then
-    echo "No experiment to push: no run of this job succeeded."
-    return
-  fi
-  if output=$(git push --porcelain --force "$(repo_token_url)" "$namespace/*:$namespace/*" 2>&1); then
-    echo "Pushed the experiments: $(git for-each-ref --format='%(refname:lstrip=4)' "$namespace" | tr '\n' ' ')"
-  else
-    echo "${output//"$REPO_TOKEN"/[MASKED]}" >&2
-    fail "could not push the sweep's experiments (git's answer is above): check that REPO_TOKEN is valid and has the write_repository scope."
-  fi
-}
-
-# --- cloud runner (training_runner cml) ----------------------------------------------------------
-
-# CML launches the machine with the AWS key in the environment and writes that key into the
-# machine's user data, where anyone who can read its metadata finds it: so the cloud key
-# (TRAIN_CLOUD_AWS_*, rights on EC2 only), never the S3 key the other jobs use.
-use_cloud_key() {
-  unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
-  if [ -n "${TRAIN_CLOUD_AWS_ACCESS_KEY_ID:-}" ]; then
-    export AWS_ACCESS_KEY_ID="$TRAIN_CLOUD_AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="${TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY:-}"
-  fi
-}
-
-# --- registry ------------------------------------------------------------------------------------
-
-# The registry's jobs tag as the user who runs them, and push as REPO_TOKEN's user, so that each
-# tag starts its pipeline (publish, deploy).
-tag_as_ci_user() {
-  [ -n "${REPO_TOKEN:-}" ] ||
-    fail "REPO_TOKEN is not set: the registry's tags are pushed with it, as tags pushed with the job token start no pipeline: add $TOKEN_HELP."
-  git remote set-url --push origin "$(repo_token_url)"
-  export GIT_COMMITTER_NAME="${GITLAB_USER_NAME:-CI}" GIT_COMMITTER_EMAIL="${GITLAB_USER_EMAIL:-ci@localhost}"
-}
-
-# The registry's tags, from $1 (default origin). A tag pipeline's checkout holds its own tag only:
-# GTO needs the registration tag to tell which version a stage tag assigns (without it,
-# `gto check-ref --version` prints the commit's SHA).
-fetch_registry_tags() {
-  git fetch --quiet --no-tags --depth=1 "${1:-origin}" "+refs/tags/model*:refs/tags/model*" ||
-    fail "cannot fetch the model registry's tags from ${1:-origin}."
 }
 
 describe_pipeline
