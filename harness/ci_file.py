@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from harness.gitlab import GITLAB_CI_LOCAL
+from harness.gitlab import GITLAB_CI_LOCAL, PROJECT_ID, merge_request_variables
 from harness.project import VENV_BIN, project_env, run
 
 PROJECT_URL = "https://gitlab.example.com/ml/demo"
@@ -21,6 +21,23 @@ CI_FILE = ".gitlab-ci.yml"
 # Predefined variables the scenarios override (gitlab-ci-local warns on stdout otherwise).
 OVERRIDDEN = "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_OPEN_MERGE_REQUESTS"
 OVERRIDDEN += ",CI_MERGE_REQUEST_IID,CI_PROJECT_ID,CI_COMMIT_REF_PROTECTED"
+
+
+# Kinds of pipeline, as the variables GitLab sets for them (gitlab-ci-local sets CI_COMMIT_BRANCH to
+# the checked-out branch and CI_PIPELINE_SOURCE to push unless told otherwise).
+def merge_request(event_type: str = "detached", labels: str = "", source: str = PROJECT_ID, runs_in: str = PROJECT_ID):
+    variables = merge_request_variables("feature", event_type=event_type, source_project=source, runs_in=runs_in)
+    return {"variables": {**variables, "CI_MERGE_REQUEST_LABELS": labels}, "unset": ["CI_COMMIT_BRANCH"]}
+
+
+def branch(name: str, protected: bool = False) -> dict:
+    variables = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": name, "CI_COMMIT_REF_NAME": name}
+    return {"variables": {**variables, "CI_COMMIT_REF_PROTECTED": str(protected).lower()}, "unset": []}
+
+
+def tag(name: str, **variables: str) -> dict:
+    values = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": name, "CI_COMMIT_REF_NAME": name, **variables}
+    return {"variables": values, "unset": ["CI_COMMIT_BRANCH"]}  # GitLab leaves it unset for tags
 
 
 def check_jsonschema(ci_file: Path) -> subprocess.CompletedProcess:
@@ -58,4 +75,23 @@ def list_json(repo: Path, scenario: dict, *args: str) -> dict[str, str]:
 
 
 def load(project: Path) -> dict:
-    return yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    """The configuration with its local includes merged in as GitLab merges them: the included
+    files first, in order, then .gitlab-ci.yml over them, mappings merged key by key."""
+    main = yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    merged: dict = {}
+    for entry in main.pop("include", []):
+        merged = deep_merge(merged, yaml.safe_load((project / entry["local"]).read_text(encoding="utf-8")))
+    return deep_merge(merged, main)
+
+
+def included_files(project: Path) -> list[str]:
+    config = yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    return [CI_FILE] + [entry["local"] for entry in config.get("include", [])]
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = deep_merge(merged[key], value) if both_mappings else value
+    return merged

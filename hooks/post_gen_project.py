@@ -60,7 +60,9 @@ def remove_parameter_sweeps() -> None:
 
 
 def remove_model_registry() -> None:
-    remove("ci/model-registry.gitlab-ci.yml", "ci/registry.sh", ".gto", PACKAGE / "registry.py", "tests/test_registry.py")
+    remove(
+        "ci/model-registry.gitlab-ci.yml", "ci/registry.sh", ".gto", PACKAGE / "registry.py", "tests/test_registry.py"
+    )
 
 
 def remove_mlflow_mirror() -> None:

@@ -7,28 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci_file import add_origin, listed_jobs, load
-from harness.gitlab import FORK_ID, PROJECT_ID, merge_request_variables
+from harness.ci_file import add_origin, branch, listed_jobs, load, merge_request, tag
+from harness.gitlab import FORK_ID
 from harness.job_states import Pipeline
 from harness.project import bake_defaults
 
 SWEEP = {"sweep", "sweep-run: [1/2]", "sweep-run: [2/2]", "sweep-report", "sweep-comment"}
-REVIEW = {"test", "train", "report", "comment"}
-
-
-def merge_request(event_type: str = "detached", labels: str = "", source: str = PROJECT_ID, runs_in: str = PROJECT_ID):
-    variables = merge_request_variables("feature", event_type=event_type, source_project=source, runs_in=runs_in)
-    return {"variables": {**variables, "CI_MERGE_REQUEST_LABELS": labels}, "unset": ["CI_COMMIT_BRANCH"]}
-
-
-def branch(name: str) -> dict:
-    variables = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BRANCH": name, "CI_COMMIT_REF_NAME": name}
-    return {"variables": variables, "unset": []}
-
-
-def tag(name: str, **variables: str) -> dict:
-    values = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": name, "CI_COMMIT_REF_NAME": name, **variables}
-    return {"variables": values, "unset": ["CI_COMMIT_BRANCH"]}
+REVIEW = {"test", "train", "comment"}
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +38,6 @@ KINDS = {
     "fork-in-fork": (merge_request(labels="sweep", source=FORK_ID, runs_in=FORK_ID), REVIEW, set()),
     "fork-in-parent": (merge_request(labels="sweep", source=FORK_ID, runs_in=PROJECT_ID), REVIEW, set()),
     "registration": (tag("model@v0.1.0"), {"publish"}, set()),
-    "registration-mirrored": (tag("model@v0.1.0", MLFLOW_MIRROR="true"), {"publish", "mirror"}, set()),
     "assignment-staging": (tag("model#staging#2"), {"deploy-staging"}, set()),
     "assignment-production": (tag("model#production#3"), {"deploy-production"}, set()),
     "unassignment-staging": (tag("model#staging!#4"), {"stop-staging"}, set()),
@@ -117,8 +101,7 @@ def cml_project(tmp_path_factory) -> Path:
 
 
 def test_cml_removes_the_machine_whatever_happened_to_the_launch_or_the_train_job(cml_project):
-    protected = branch("main")
-    protected["variables"]["CI_COMMIT_REF_PROTECTED"] = "true"
+    protected = branch("main", protected=True)
     assert processed(cml_project, protected).ran() == {"test", "launch-runner", "train", "remove-runner"}
     for failed in ("launch-runner", "train"):
         pipeline = processed(cml_project, protected, {failed: "failed"})
@@ -126,7 +109,7 @@ def test_cml_removes_the_machine_whatever_happened_to_the_launch_or_the_train_jo
     assert processed(cml_project, protected, {"launch-runner": "failed"}).status["train"] == "skipped"
 
 
-def test_cml_merge_requests_without_cloud_training_still_report(cml_project):
-    """No train job in this pipeline: the report's optional need is dropped, and it says so itself."""
+def test_cml_merge_requests_without_cloud_training_still_run_the_comment_job(cml_project):
+    """No train job in this pipeline: the comment's optional need is dropped, and it says so itself."""
     pipeline = processed(cml_project, merge_request())
-    assert pipeline.ran() == {"test", "report", "comment"} and "train" not in pipeline.status
+    assert pipeline.ran() == {"test", "comment"} and "train" not in pipeline.status
