@@ -138,7 +138,10 @@ RULES = {
 
 def check_mirror(answers: dict) -> str | None:
     if answers["mlflow_mirror"] and not answers["model_registry"]:
-        return "mlflow_mirror mirrors the model registry's versions, so it needs model_registry=yes; pass both, or mlflow_mirror=no."
+        return (
+            "mlflow_mirror mirrors the model registry's versions, so it needs model_registry=yes; "
+            "pass both, or mlflow_mirror=no."
+        )
     return None
 
 
