@@ -136,8 +136,9 @@ RULES = {
 }
 
 
-def check_mirror(answers: dict) -> str | None:
-    if answers["mlflow_mirror"] and not answers["model_registry"]:
+def combination_problem(answers: dict) -> str | None:
+    """Answers that cannot go together."""
+    if answers.get("mlflow_mirror") and not answers.get("model_registry"):
         return (
             "mlflow_mirror mirrors the model registry's versions, so it needs model_registry=yes; "
             "pass both, or mlflow_mirror=no."
@@ -147,7 +148,7 @@ def check_mirror(answers: dict) -> str | None:
 
 def problems(answers: dict) -> list[str]:
     found = [msg for field, rule in RULES.items() if (msg := rule(str(answers[field])))]
-    return found + [msg for msg in [check_mirror(answers)] if msg]
+    return found + [msg for msg in [combination_problem(answers)] if msg]
 
 
 def main(answers: dict) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ci_file import CI_FILE, add_origin, check_jsonschema, gitlab_ci_local, list_json, load
+from harness.ci_file import CI_FILE, add_origin, check_jsonschema, gitlab_ci_local, included_files, list_json, load
 from harness.gitlab import PROJECT_ID, merge_request_variables
 from harness.project import TEMPLATE, bake_defaults, project_env, run
 
@@ -115,8 +115,8 @@ def test_generated_ci_file_is_valid_for_gitlab(bake, answers):
 # A mistake of each kind the checks are used for, and the check and message that catch it.
 BROKEN = {
     "schema": (lambda config: config["comment"].update(when="sometimes"), "schema", "sometimes"),
-    "missing-needs": (lambda config: config["report"].update(needs=["trian"]), "list", "[trian]"),
-    "undeclared-stage": (lambda config: config["report"].update(stage="publish"), "list", "stage:publish"),
+    "missing-needs": (lambda config: config["comment"].update(needs=["trian"]), "list", "[trian]"),
+    "undeclared-stage": (lambda config: config["comment"].update(stage="publish"), "list", "stage:publish"),
 }
 
 
@@ -149,46 +149,6 @@ def test_template_repository_ci_file_is_valid():
 
 
 # The jobs of tag pipelines: tests/test_tag_pipelines.py.
-TAG_JOBS = {"publish": "never", "mirror": "never", "withdraw": "never"}
-TAG_JOBS |= {f"{action}-{stage}": "never" for action in ("deploy", "stop") for stage in ("staging", "production")}
-# The parameter sweep, offered in merge requests (tests/test_sweep.py: the label, forks).
-SWEEP_OFFERED = {
-    "sweep": "manual",
-    "sweep-run: [1/2]": "on_success",
-    "sweep-run: [2/2]": "on_success",
-    "sweep-report": "on_success",
-    "sweep-comment": "on_success",
-}
-
-
-def test_merge_request_pipeline_runs_every_commit_job(default_project):
-    assert list_json(default_project, MERGE_REQUEST) == {
-        "test": "on_success",
-        "train": "on_success",
-        "report": "on_success",
-        "comment": "on_success",
-        **SWEEP_OFFERED,
-        "register": "never",
-        "promote": "never",
-        **TAG_JOBS,
-    }
-
-
-def test_branch_pipeline_tests_and_trains_and_offers_the_registry_on_the_default_branch(default_project):
-    assert list_json(default_project, BRANCH_PUSH) == {
-        "test": "on_success",
-        "train": "on_success",
-        "report": "never",
-        "comment": "never",
-        **{job: "never" for job in SWEEP_OFFERED},
-        "register": "manual",
-        "promote": "manual",
-        **TAG_JOBS,
-    }
-    other_branch = {"variables": {**BRANCH_PUSH["variables"], "CI_COMMIT_BRANCH": "feature"}, "unset": []}
-    assert list_json(default_project, other_branch)["register"] == "never"
-
-
 def init_repo(path: Path) -> None:
     env = project_env(path)
     run(["git", "init", "--quiet", "--initial-branch", "main"], path, env)
@@ -247,12 +207,15 @@ def test_steps_call_existing_scripts_and_guards(config, default_project):
     ci/pipeline.sh (a typo would only show as "command not found" on GitLab)."""
     words = [shlex.split(line) for line in script_lines(config)]
     called = [word for line in words for word in line if word.startswith("ci/")]
-    assert {"ci/pipeline.sh", "ci/report_note.py"} <= set(called)
+    assert {"ci/pipeline.sh", "ci/report_comment.py", "ci/registry.sh", "ci/sweeps.sh"} <= set(called)
     for path in called:
         assert (default_project / path).is_file(), path
-    guards = set(re.findall(r"^(\w+)\(\) \{", (default_project / "ci/pipeline.sh").read_text(), re.MULTILINE))
+    shell = "".join(path.read_text() for path in (default_project / "ci").glob("*.sh"))
+    guards = set(re.findall(r"^(\w+)\(\) \{", shell, re.MULTILINE))
     used = {line[0] for line in words if re.fullmatch(r"[a-z]+(_[a-z]+)+", line[0])}
     used |= {line[1] for line in words if line[0] in ("if", "test") and re.fullmatch(r"[a-z]+(_[a-z]+)+", line[1])}
+    used |= set(re.findall(r"(?:\$\(|&& )([a-z]+(?:_[a-z]+)+)", " ".join(script_lines(config))))
+    assert {"report_base", "production_version"} <= used
     assert used and used <= guards, used - guards
 
 
@@ -260,7 +223,7 @@ def test_dvc_and_cml_steps_are_in_the_ci_file(config):
     """Readers learn the pattern from .gitlab-ci.yml: the DVC and CML commands are its steps."""
     steps = {name: " ".join(job.get("script", [])) for name, job in jobs(config, hidden=False).items()}
     assert "dvc repro --pull" in steps["train"] and "dvc push --run-cache" in steps["train"]
-    assert "dvc params diff" in steps["report"] and "dvc metrics diff" in steps["report"]
+    assert "dvc params diff" in steps["train"] and "dvc metrics diff" in steps["train"]
     deploy, stop = (" ".join(config[template]["script"]) for template in (".deploy", ".stop"))
     assert "dvc pull train evaluate" in steps["publish"] and "dvc pull train" in deploy
     assert 'gto check-ref "$CI_COMMIT_TAG"' in stop and 'gto check-ref "$CI_COMMIT_TAG"' in steps["withdraw"]
@@ -275,7 +238,7 @@ def test_artifacts_expire(config):
     with_artifacts = {name: job["artifacts"] for name, job in jobs(config).items() if "artifacts" in job}
     assert with_artifacts, "no job keeps artifacts"
     for name, artifacts in with_artifacts.items():
-        assert "expire_in" in artifacts, name
+        assert "expire_in" in artifacts or "paths" not in artifacts, name  # reports follow the instance's setting
 
 
 def test_caches_follow_the_lock_file_and_upload_once(default_project):
@@ -283,7 +246,7 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
     cache keyed on requirements.lock, and only one job uploads it."""
     expanded = yaml.safe_load(gitlab_ci_local(default_project, "--preview").stdout)
     caches = {name: job["cache"] for name, job in jobs(expanded, hidden=False).items() if "cache" in job}
-    python_jobs = {"test", "train", "report", "register", "promote", "publish", "withdraw"}
+    python_jobs = {"test", "train", "register", "promote", "publish", "withdraw"}
     python_jobs |= {f"{action}-{stage}" for action in ("deploy", "stop") for stage in ("staging", "production")}
     assert set(caches) == python_jobs | {"sweep", "sweep-run", "sweep-report"}
     for name, cache in caches.items():
@@ -295,7 +258,7 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
 
 
 def test_no_secrets_in_the_ci_file(default_project):
-    text = (default_project / CI_FILE).read_text(encoding="utf-8")
+    text = "".join((default_project / name).read_text(encoding="utf-8") for name in included_files(default_project))
     for secret in ("AKIA", "ASIA", "glpat-", "gldt-", "glptt-"):
         assert secret not in text
     assert not re.search(r"^\s*(AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID|REPO_TOKEN)\s*:", text, re.MULTILINE)
@@ -303,7 +266,7 @@ def test_no_secrets_in_the_ci_file(default_project):
 
 def test_ci_scripts_are_valid_bash(default_project):
     scripts = sorted((default_project / "ci").glob("*.sh"))
-    assert {script.name for script in scripts} == {"pipeline.sh"}
+    assert {script.name for script in scripts} == {"pipeline.sh", "registry.sh", "sweeps.sh"}
     for script in scripts:
         result = run(["bash", "-n", str(script)], default_project, check=False)
         assert result.returncode == 0, f"{script.name}: {result.stderr}"

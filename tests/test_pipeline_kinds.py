@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.ci_file import add_origin, branch, listed_jobs, load, merge_request, tag
-from harness.gitlab import FORK_ID
+from harness.gitlab import FORK_ID, PROJECT_ID
 from harness.job_states import Pipeline
 from harness.project import bake_defaults
 
