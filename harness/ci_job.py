@@ -6,8 +6,7 @@ import subprocess
 from itertools import count
 from pathlib import Path
 
-import yaml
-
+from .ci_file import load
 from .project import project_env, run
 
 _checkouts = count()
@@ -43,7 +42,7 @@ class Checkout:
         return cls(path, branch, variables)
 
     def steps(self, job: str) -> list[str]:
-        return yaml.safe_load((self.path / ".gitlab-ci.yml").read_text(encoding="utf-8"))[job]["script"]
+        return load(self.path)[job]["script"]
 
     def start(self, steps: list[str], **variables: str) -> subprocess.Popen:
         """The steps as GitLab Runner runs them: one `bash -eo pipefail` shell, ci/pipeline.sh sourced

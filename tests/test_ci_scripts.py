@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.ci_file import load
 from harness.gitlab import FORK_ID, PROJECT_ID, merge_request_variables
 from harness.project import project_env, run
 from harness.s3 import s3_env
@@ -35,7 +35,7 @@ def ci_env(base: dict[str, str], tmp: Path, **variables: str) -> dict[str, str]:
 def run_job(project: Path, job: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     """The job's steps as GitLab Runner runs them: one `bash -eo pipefail` shell, ci/pipeline.sh
     sourced first (the install steps are left out: this suite's venv has the dependencies)."""
-    steps = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))[job]["script"]
+    steps = load(project)[job]["script"]
     script = "\n".join(["source ci/pipeline.sh", *steps])
     return subprocess.run(
         ["bash", "-eo", "pipefail", "-c", script], cwd=project, env=env, capture_output=True, text=True, timeout=180

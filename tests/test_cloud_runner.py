@@ -83,8 +83,8 @@ def test_preflight_says_when_gitlab_cannot_be_reached(project, closed_port):
     result = cloud_runner(project, None, "preflight", **AWS, **env)
     assert result.returncode == 1
     assert error_lines(result) == [
-        f"error: cannot reach the GitLab API at http://127.0.0.1:{closed_port}/api/v4: [Errno 111] Connection refused; "
-        "check the runner's network and retry."
+        f"error: cannot reach the GitLab API at http://127.0.0.1:{closed_port}/api/v4 "
+        "([Errno 111] Connection refused): retry the job, or check the runner's network."
     ]
 
 

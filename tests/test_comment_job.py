@@ -2,7 +2,7 @@
 
 The GitLab API is the loopback double in harness/gitlab_api.py and `cml` is the stand-in, which talks
 to it the way CML 0.20.6 does: it looks for its report among the FIRST page of notes only, and a
-note of another user cannot be edited (403). ci/report_note.py must make up for both, so that a
+note of another user cannot be edited (403). ci/report_comment.py must make up for both, so that a
 merge request keeps exactly one report comment of the token's user, however long its discussion.
 """
 
@@ -35,8 +35,8 @@ def comment_script(project: Path) -> str:
     GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere."""
     job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
-    assert job["script"][0] == 'skip_unless_report_can_be_posted "$REPORT"'
-    return "\n".join(job["script"][1:]).replace('"$REPORT"', job["variables"]["REPORT"])
+    assert job["script"][:2] == ["source ci/pipeline.sh", 'skip_unless_report_can_be_posted "$REPORT"']
+    return "\n".join(job["script"][2:]).replace('"$REPORT"', job["variables"]["REPORT"])
 
 
 @dataclass
@@ -111,7 +111,7 @@ def test_the_first_push_posts_the_report_and_later_pushes_edit_it(job):
     assert (upload["filename"], upload["content"]) == ("confusion.png", PNG)
     assert f"![Confusion matrix]({upload['url']})" in note["body"]
     assert first.stdout == f"0.20.6\n{job.api.url}/ml/demo/-/merge_requests/{IID}#note_{note['id']}\n"
-    assert first.stderr == "report_note: no report comment on this merge request yet, so CML posts a new one.\n"
+    assert first.stderr == "report_comment: no report comment on this merge request yet, so CML posts a new one.\n"
 
     job.discuss(3)
     second = job.push()
@@ -137,9 +137,9 @@ def test_a_report_older_than_the_notes_cml_reads_is_replaced(job, newer):
     assert new["author"] == BOT
     assert "| accuracy | 0.92 |" in new["body"]
     assert result.stderr.splitlines() == [
-        f"report_note: the report comment (note {old['id']} by @{BOT['username']}) is older than the 20 newest "
+        f"report_comment: the report comment (note {old['id']} by @{BOT['username']}) is older than the 20 newest "
         "notes that CML 0.20.6 reads, so a new one is posted and the old one removed afterwards.",
-        f"report_note: removed the old report comment note {old['id']} by @{BOT['username']}.",
+        f"report_comment: removed the old report comment note {old['id']} by @{BOT['username']}.",
     ]
     cml_reads = job.api.requests_to("GET", r"/projects/ml%2Fdemo/merge_requests/\d+/notes$")
     assert [read.query for read in cml_reads] == [{}, {}]  # CML itself: the first page only
@@ -158,10 +158,10 @@ def test_a_report_written_by_another_user_is_left_and_one_of_this_token_posted(j
     assert_succeeded(result)
     assert [note["author"] for note in job.report_notes()] == [OLD_BOT, BOT]
     assert result.stderr.splitlines() == [
-        f"report_note: the report comment CML would edit (note {old['id']}) was written by @{OLD_BOT['username']}, "
+        f"report_comment: the report comment CML would edit (note {old['id']}) was written by @{OLD_BOT['username']}, "
         "another user, as happens when the token is re-created instead of rotated: GitLab refuses the edit (403), "
         "so a new comment is posted.",
-        f"report_note: could not remove the old report comment note {old['id']} by @{OLD_BOT['username']}: it was "
+        f"report_comment: could not remove the old report comment note {old['id']} by @{OLD_BOT['username']}: it was "
         "written by another user, so GitLab refuses (403); delete it by hand, and rotate tokens instead of "
         "re-creating them.",
     ]
@@ -190,12 +190,10 @@ def test_a_token_problem_stops_the_job_with_one_line_before_cml_runs(job, proble
         "missing": "error: REPO_TOKEN is not set: create a project access token (role Developer, scopes api and "
         "write_repository; GitLab.com Premium/Ultimate or self-managed GitLab) or, on GitLab.com Free, a personal "
         "access token of a dedicated bot account with the same scopes, and store it as a masked, NOT protected "
-        "CI/CD variable named REPO_TOKEN.",
+        "CI/CD variable named REPO_TOKEN (README, 'Tokens').",
         "refused": f"error: REPO_TOKEN was refused by {job.api.api_url} (HTTP 401): it may be expired, revoked or "
-        "lack the api scope; create a new one (role Developer, scopes api and write_repository) and update the "
-        "CI/CD variable REPO_TOKEN.",
-        "unreachable": f"error: cannot reach the GitLab API at {variables.get('CI_API_V4_URL')} to check REPO_TOKEN; "
-        "retry the job, or check the runner's network (",
+        "lack the api scope: create a project access token (role Developer, scopes api and write_repository;",
+        "unreachable": f"error: cannot reach the GitLab API at {variables.get('CI_API_V4_URL')} (",
     }[problem]
 
     result = job.push(token=token, **variables)

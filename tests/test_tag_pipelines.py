@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.ci_file import load
 from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
 from harness.project import bake_defaults, commit_first_model, file_md5, locked_md5, project_env, ran_stages, run
@@ -22,7 +23,6 @@ MODEL = "models/model.skops"
 # Tags as GTO 1.10.1 writes them (`gto check-ref` reads each), and tags of anything else.
 TAG_JOBS = {
     "registration": ("model@v0.1.0", {}, {"publish"}),
-    "registration-mirrored": ("model@v1.2.3", {"MLFLOW_MIRROR": "true"}, {"publish", "mirror"}),
     "assignment-staging": ("model#staging#2", {}, {"deploy-staging"}),
     "assignment-production": ("model#production#13", {}, {"deploy-production"}),
     "unassignment": ("model#staging!#4", {}, {"stop-staging"}),
@@ -65,7 +65,7 @@ def test_each_stage_of_gto_has_its_deploy_and_stop_jobs(listed_project):
     """.gto lists the stages; each has a deploy and a stop job whose environment is named in the job
     (no variable), one job at a time; the promote form offers the same stages."""
     stages = yaml.safe_load((listed_project / ".gto").read_text())["stages"]
-    config = yaml.safe_load((listed_project / ".gitlab-ci.yml").read_text())
+    config = load(listed_project)
     assert config["variables"]["STAGE"]["options"] == stages
     for stage in stages:
         assert config[f"deploy-{stage}"]["environment"] == stage
@@ -121,7 +121,6 @@ def test_register_job_then_the_version_tag_publishes_without_running_a_stage(git
     assert file_md5(published.artifact("publish", MODEL)) == md5_in_lock
     for kept in ("reports/evaluation/metrics.json", "reports/evaluation/plots", "params.yaml", "dvc.lock"):
         assert published.artifact("publish", kept).exists(), kept
-    assert published.job_log("mirror") == ""  # only with MLFLOW_MIRROR=true
 
 
 @pytest.mark.slow

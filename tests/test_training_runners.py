@@ -104,8 +104,7 @@ def test_cml_merge_requests_of_unprotected_branches_train_in_the_cloud_only_when
     jobs = plan(projects["cml"], MERGE_REQUEST)
     assert {name: jobs[name] for name in jobs if not name.startswith("sweep")} == {  # no machine, no train job
         "test": ("on_success", []),
-        "report": ("on_success", ["train"]),  # it says there are no results
-        "comment": ("on_success", ["report"]),
+        "comment": ("on_success", ["train"]),  # an optional need: it says there is no report
     }
     allowed = plan(projects["cml"], scenario(MERGE_REQUEST, **ALL_BRANCHES))
     assert allowed["launch-runner"] == ("on_success", []) and allowed["train"] == ("on_success", ["launch-runner"])
@@ -117,7 +116,7 @@ def test_cml_never_launches_a_machine_for_a_fork(projects, fork):
     for kind in (fork, scenario(fork, CI_COMMIT_REF_PROTECTED="true", **ALL_BRANCHES)):
         jobs = plan(projects["cml"], kind)
         assert not {"launch-runner", "train", "remove-runner"} & set(jobs), jobs
-        assert jobs["report"] == ("on_success", ["train"])
+        assert jobs["comment"] == ("on_success", ["train"])
 
 
 def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(projects):
@@ -131,7 +130,8 @@ def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(pro
     timeout = launch_command[launch_command.index("--idle-timeout") + 1]
     assert timeout not in ("never", "0")
     # Stopped half-way, launch or clean-up would leave a machine running.
-    assert launch["interruptible"] is False and config["remove-runner"]["interruptible"] is False
+    assert config[".cml"]["interruptible"] is False
+    assert launch["extends"] == config["remove-runner"]["extends"] == ".cml"
 
 
 def test_tag_pipelines_launch_nothing(projects):
