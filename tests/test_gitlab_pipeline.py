@@ -8,14 +8,14 @@ import uuid
 
 import pytest
 
-from harness.gitlab import BOT, FORK_PATH, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
+from harness.gitlab import BOT, FORK_PATH, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
 from harness.gitlab_api import GitLabApi
 from harness.project import commit_first_model, ran_stages, run
 from harness.s3 import client as s3_client
 from harness.s3 import s3_env
 
 pytestmark = pytest.mark.slow
-MR_JOBS = ("train", "report", "comment")
+MR_JOBS = ("train", "comment")
 WATERMARK = '"CML watermark DVC model report")'
 
 
@@ -184,7 +184,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     closed = gitlab.pipeline(*MR_JOBS, merge_request=True, source_branch="fork-change", fork="runs_in_fork")
     assert closed.returncode == 0, closed.output
     assert "does not allow anonymous reads, so training is skipped" in closed.job_log("train")
-    assert "No training results in this pipeline" in closed.job_log("report")
+    assert "no comment is posted" in closed.job_log("comment")
 
     s3 = s3_client(gitlab.s3_endpoint)
     s3.put_bucket_acl(Bucket=gitlab.bucket, ACL="public-read")  # moto answers anonymous reads under ACLs
@@ -242,3 +242,34 @@ def test_every_push_error_but_a_moved_branch_fails_the_job_without_leaking_a_tok
     assert "You are not allowed to push code to protected branches" in train
     assert "error: could not push dvc.lock to 'guarded'" in train
     assert TOKEN not in protected.output and gitlab.head("guarded") == commit
+
+
+def readme_commands(project, heading: str) -> list[str]:
+    """The bash blocks of the baked README's section `heading`, as a user would paste them."""
+    section = project.joinpath("README.md").read_text(encoding="utf-8").split(f"### {heading}\n")[1].split("\n## ")[0]
+    return re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+
+
+def test_the_readme_runs_a_branch_and_a_merge_request_pipeline_on_your_machine(gitlab):
+    """The README's commands, pasted as they are: a branch pipeline, then a merge request's up to
+    its report, with the user's keys in the variables file the README names."""
+    variables = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    variables["AWS_ENDPOINT_URL_S3"] = gitlab.s3_endpoint
+    lines = [f"{key}: {value}" for key, value in variables.items()]
+    (gitlab.project / ".gitlab-ci-local-variables.yml").write_text("\n".join(lines) + "\n")
+    branch_block, merge_request_block = readme_commands(gitlab.project, "Run the pipeline on your machine")
+    env = {**gitlab.env(), "PATH": f"{GITLAB_CI_LOCAL.parent}:{gitlab.env()['PATH']}"}
+
+    branch = run(["bash", "-eo", "pipefail", "-c", branch_block], gitlab.project, env, check=False)
+    assert branch.returncode == 0, branch.stdout + branch.stderr
+    assert "Running stage 'train'" in branch.stdout and "dvc.lock matches this commit." in branch.stdout
+
+    gitlab.git("switch", "--quiet", "-c", "fewer-leaves")
+    params_file = gitlab.project / "params.yaml"
+    params_file.write_text(re.sub(r"max_leaf_nodes: \d+", "max_leaf_nodes: 7", params_file.read_text()))
+    run(["dvc", "repro", "--quiet"], gitlab.project, gitlab.s3_env)
+    gitlab.git("commit", "--quiet", "-am", "Try 7 leaves")
+    merge_request = run(["bash", "-eo", "pipefail", "-c", merge_request_block], gitlab.project, env, check=False)
+    assert merge_request.returncode == 0, merge_request.stdout + merge_request.stderr
+    assert "Pipeline: merge request !1 (detached) from a branch of this project into 'main'" in merge_request.stdout
+    assert "max_leaf_nodes" in merge_request.stdout  # the report, printed by the README's last line
