@@ -1,5 +1,5 @@
 """`make lint`, the half about a baked project: bake the defaults from this working tree, and the
-choice that adds the most code (`training_runner=cml`), and run the project's own linters on what
+choice that adds the most code (`training_runner=cml` with the MLflow mirror), and run the project's own linters on what
 a user gets (ruff with the project's settings, bash -n on ci/)."""
 
 import subprocess
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.project import VENV_BIN, bake_cli, baked_project
 
-BAKES = [(), ("training_runner=cml",)]
+BAKES = [(), ("training_runner=cml", "mlflow_mirror=yes")]
 
 
 def main() -> int:

@@ -26,7 +26,7 @@ import re
 import sys
 from datetime import datetime
 
-from gitlab_api import ApiError, Fail, GitLab, run, variable
+from gitlab_api import ApiError, GitLab, run, variable
 
 CML_PAGE = 20  # GitLab's default page size: the only page of notes CML 0.20.6 reads
 
