@@ -100,7 +100,7 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
     assert len(run_cache_entries(gitlab)) == 5
     assert_only_dvc_lock_added(gitlab, "fewer-leaves", commit)
 
-    report = mr.artifact("report", "report/report.md").read_text()
+    report = mr.artifact("train", "report/report.md").read_text()
     base = gitlab.head("main")[:8]
     assert f"vs `main` at `{base}`" in report
     assert re.search(r"\| train\.hist_gradient_boosting\.max_leaf_nodes +\| 31 +\| 10 +\|", report), report
@@ -147,7 +147,7 @@ def test_merged_results_commit_dvc_lock_on_the_source_tip(gitlab):
             assert mr.returncode == 0, mr.output
             assert ran_stages(train) == ["train", "evaluate"]
             assert_only_dvc_lock_added(gitlab, "merged", source)
-            report = mr.artifact("report", "report/report.md").read_text()
+            report = mr.artifact("train", "report/report.md").read_text()
             assert f"vs `main` at `{target[:8]}`" in report  # CI_MERGE_REQUEST_TARGET_BRANCH_SHA
             assert len(report_notes(gitlab)) == 1
         else:  # the branch now carries a true dvc.lock: the train's merge commit does too
@@ -197,7 +197,7 @@ def test_fork_merge_request_running_in_the_fork(gitlab):
     assert "from a fork into 'main', running in the fork" in train
     assert ran_stages(train) == ["train", "evaluate"]
     assert "its results are not pushed to the remote" in train and "its author must run 'dvc repro --pull'" in train
-    report = fork.artifact("report", "report/report.md").read_text()
+    report = fork.artifact("train", "report/report.md").read_text()
     assert f"vs `main` at `{target[:8]}`" in report  # the target project's commit, not the fork's main
     assert "| train.hist_gradient_boosting.max_leaf_nodes" in report
     assert "runs in the fork, without the target project's REPO_TOKEN" in fork.job_log("comment")

@@ -60,7 +60,7 @@ def gitlab(servers):
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A baked project, trained and committed, its version v0.1.0 tagged as GTO tags it."""
-    project = bake_defaults(tmp_path_factory.mktemp("mirror-bake"))
+    project = bake_defaults(tmp_path_factory.mktemp("mirror-bake"), "mlflow_mirror=yes")
     commit_first_model(project, project_env(project))
     run(["git", "tag", "-a", "model@v0.1.0", "-m", "Registering artifact model version v0.1.0"], project)
     return project

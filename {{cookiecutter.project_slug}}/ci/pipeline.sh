@@ -119,7 +119,9 @@ prepare_remote() {
     fi
     echo "$pulled" >&2
     if refused "$pulled"; then
-      fail "cannot read $(remote_name): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows $(bucket_policy s3:GetObject) (README, 'The S3 remote')."
+      local bucket objects
+      read -r bucket objects <<<"$(remote_arns)"
+      fail "cannot read $(remote_name): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows s3:ListBucket on $bucket and s3:GetObject (and s3:PutObject) on $objects (README, 'The S3 remote')."
     fi
     fail "cannot read $(remote_name): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
   fi
@@ -132,13 +134,13 @@ remote_name() {
   echo "the DVC remote '$remote' ($(dvc config "remote.$remote.url"))"
 }
 
-# For messages: the README's policy ('The S3 remote') with this remote's ARNs, for actions "$@".
-bucket_policy() {
+# For messages: the ARNs of the README's policy ('The S3 remote'), the bucket's and its objects'.
+remote_arns() {
   local path
   path=$(dvc config "remote.$(dvc remote default).url")
   path="${path#s3://}"
   path="${path%/}"
-  echo "s3:ListBucket on arn:aws:s3:::${path%%/*} and $* (and s3:PutObject) on arn:aws:s3:::$path/*"
+  echo "arn:aws:s3:::${path%%/*} arn:aws:s3:::$path/*"
 }
 
 # Whether DVC's output $1 says S3 refused the key (403: AccessDenied, or a bare Forbidden for HEAD).
@@ -164,7 +166,9 @@ retry_push() {
   done
   echo "$output" >&2
   if refused "$output"; then
-    fail "'$*' was refused by $(remote_name): the CI key needs $(bucket_policy s3:GetObject) (README, 'The S3 remote')."
+    local bucket objects
+    read -r bucket objects <<<"$(remote_arns)"
+    fail "'$*' was refused by $(remote_name): the CI key needs s3:PutObject on $objects, besides s3:GetObject there and s3:ListBucket on $bucket (README, 'The S3 remote')."
   fi
   fail "'$*' failed 3 times against $(remote_name) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
 }
