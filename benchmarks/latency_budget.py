@@ -55,8 +55,9 @@ IMAGES_MB = {
     ),
     "iterativeai/cml:0-dvc3-base1": (
         1000.0,
-        "estimate ~1 GB compressed: no published figure found (Docker Hub not reachable here); "
-        "Ubuntu 20.04 + Node 16 + Python 3.8 + the DVC 3 deb + vega-cli",
+        "estimate ~1 GB compressed: no published figure found (Docker Hub is not reachable here); its Dockerfile "
+        "(iterative/cml, Dockerfile at 04161c8) adds to Ubuntu 20.04 build-essential, golang-go, Node 16, "
+        "terraform, python3-dev, the DVC 3 deb and cairo/pango -dev packages for vega-cli",
     ),
 }
 PYTHON_IMAGE, CML_IMAGE = IMAGES_MB
