@@ -34,7 +34,8 @@ instance: $(VENV)/.installed
 
 bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.pipeline
-	$(BIN)/python -m benchmarks.ci_pipeline
+	$(BIN)/python -m benchmarks.ci_pipeline --template-commit 6a20f9e
+	$(BIN)/python -m benchmarks.latency_budget
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.data_size
 	$(BIN)/python -m benchmarks.estimators
