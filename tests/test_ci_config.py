@@ -255,6 +255,9 @@ def test_caches_follow_the_lock_file_and_upload_once(default_project):
             assert entry["paths"] == [".cache/uv"], name
     uploaders = [name for name, cache in caches.items() if cache[0]["policy"] != "pull"]
     assert uploaders == ["test"]
+    # What it uploads is only what PyPI cannot give again (693 MB of wheels become 31 MB):
+    # unpacking the whole cache took longer than downloading it (benchmarks/latency_budget_results.md).
+    assert expanded["test"]["script"][-1].startswith("uv cache prune --ci")
 
 
 def test_no_secrets_in_the_ci_file(default_project):
