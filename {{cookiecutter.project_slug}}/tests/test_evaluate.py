@@ -13,7 +13,6 @@ from {{cookiecutter.package_name}}.train import train
 
 from .conftest import EVALUATION, MODEL, PREPARED, RAW, make_frame, make_messy_frame
 
-
 # What evaluate writes, the headline first (the sweep and the report read the names from its file).
 CLASSIFICATION = ["balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"]
 REGRESSION = ["rmse", "mae", "r2"]
@@ -51,7 +50,7 @@ def test_binary_scores_are_about_the_positive_class(project, params):
     "yes"; about the rare class, as prepare chooses, its F1 is 0 and the baseline shows that."""
     make_messy_frame(rows=400).to_csv(RAW, index=False)
     scores = scores_after_repro(params)
-    test = pd.read_parquet((PREPARED / TEST))
+    test = pd.read_parquet(PREPARED / TEST)
     predicted = load_model(MODEL).predict(test)
     assert scores["f1"] == round(metrics.f1_score(test["label"], predicted, pos_label="no"), 6)
     assert scores["recall"] == scores["recall_per_class"]["no"]
@@ -69,7 +68,7 @@ def test_regression_scores_baseline_and_predictions_plot(project, params):
     assert list(scores) == [*REGRESSION, "baseline"]
     assert set(scores["baseline"]) == {"rmse", "mae", "r2"}
     assert scores["rmse"] < scores["baseline"]["rmse"] and scores["r2"] > 0.8 > scores["baseline"]["r2"]
-    test = pd.read_parquet((PREPARED / TEST))
+    test = pd.read_parquet(PREPARED / TEST)
     assert scores["mae"] == round(metrics.mean_absolute_error(test["label"], load_model(MODEL).predict(test)), 6)
     points = json.loads((EVALUATION / "plots" / "sklearn" / "predictions.json").read_text())
     assert len(points) == min(PREDICTION_POINTS, len(test))
@@ -93,7 +92,7 @@ def test_metrics_are_exact_and_plot_files_small_on_a_larger_test_set(project, pa
     params["train"]["estimator"] = "linear"
     params["data"]["positive_class"] = 1
     scores = scores_after_repro(params)
-    test = pd.read_parquet((PREPARED / TEST))
+    test = pd.read_parquet(PREPARED / TEST)
     labels = test["label"]
     model = load_model(MODEL)
     predicted, score = model.predict(test), model.predict_proba(test)[:, 1]
@@ -132,7 +131,7 @@ def test_permutation_importance_is_per_raw_column_on_a_fixed_bounded_sample(proj
     prepare(params, RAW, PREPARED)
     train(params, PREPARED, MODEL)
     monkeypatch.setattr("{{cookiecutter.package_name}}.evaluate.IMPORTANCE_ROWS", 40)
-    test = pd.read_parquet((PREPARED / TEST))
+    test = pd.read_parquet(PREPARED / TEST)
     features, labels = test[["size", "weight", "colour"]], test["label"]
     first, title = importances(load_model(MODEL), features, labels)
     again, _ = importances(load_model(MODEL), features, labels)

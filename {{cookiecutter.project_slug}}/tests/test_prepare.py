@@ -10,7 +10,7 @@ from .conftest import PREPARED, RAW, make_frame, make_messy_frame
 
 def test_split_is_stratified_and_sized(project, params):
     prepare(params, RAW, PREPARED)
-    train, test = pd.read_parquet((PREPARED / TRAIN)), pd.read_parquet((PREPARED / TEST))
+    train, test = pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)
     assert (len(train), len(test)) == (90, 30)
     assert test["label"].value_counts().to_dict() == {0: 15, 1: 15}
 
@@ -119,7 +119,9 @@ def test_ids_dates_and_free_text_are_named_in_one_warning_and_left_out(project, 
     params["data"]["drop"] = ["id", "visited", "note"]
     prepare(params, RAW, PREPARED)
     assert "warning" not in capsys.readouterr().out
-    assert read_summary(PREPARED / SUMMARY)["ignored"] == dict.fromkeys(["id", "visited", "note"], "listed in data.drop")
+    assert read_summary(PREPARED / SUMMARY)["ignored"] == dict.fromkeys(
+        ["id", "visited", "note"], "listed in data.drop"
+    )
 
 
 def test_rows_without_a_target_are_left_out_and_the_profile_is_small(project, params):
@@ -127,7 +129,7 @@ def test_rows_without_a_target_are_left_out_and_the_profile_is_small(project, pa
     frame.loc[:9, "label"] = None
     frame.to_csv(RAW, index=False)
     prepare(params, RAW, PREPARED)
-    assert len(pd.read_parquet((PREPARED / TRAIN))) + len(pd.read_parquet((PREPARED / TEST))) == 190
+    assert len(pd.read_parquet(PREPARED / TRAIN)) + len(pd.read_parquet(PREPARED / TEST)) == 190
     profile = read_summary(PREPARED / SUMMARY)["data"]
     assert profile["rows"] == 200 and profile["columns"] == list(frame.columns)
     assert profile["missing"]["label"] == 0.05 and profile["missing"]["colour"] == round(23 / 200, 4)
@@ -137,7 +139,7 @@ def test_rows_without_a_target_are_left_out_and_the_profile_is_small(project, pa
 def test_split_keeps_the_raw_values_and_is_the_same_file_each_time(project, params):
     prepare(params, RAW, PREPARED)
     first = (PREPARED / TRAIN).read_bytes(), (PREPARED / TEST).read_bytes()
-    prepared = pd.concat([pd.read_parquet((PREPARED / TRAIN)), pd.read_parquet((PREPARED / TEST))])
+    prepared = pd.concat([pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)])
     raw = pd.read_csv(RAW)
     assert list(prepared.columns) == list(raw.columns)
     by_alpha = {"by": "alpha", "ignore_index": True}

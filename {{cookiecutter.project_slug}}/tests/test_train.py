@@ -39,7 +39,7 @@ def test_every_estimator_has_a_regressor(project, params, estimator):
     model = load_model(MODEL)
     assert not hasattr(model, "predict_proba")
     assert type(model[-1]).__name__ in {"HistGradientBoostingRegressor", "RandomForestRegressor", "Ridge"}
-    assert model.predict(pd.read_parquet((PREPARED / TRAIN))).dtype.kind == "f"
+    assert model.predict(pd.read_parquet(PREPARED / TRAIN)).dtype.kind == "f"
 
 
 def test_unknown_estimator_is_rejected_before_any_output(project, params):

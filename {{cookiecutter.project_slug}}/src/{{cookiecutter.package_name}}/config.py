@@ -1,7 +1,7 @@
 """Parameters, paths and data loading shared by the pipeline stages.
 
 dvc.yaml is the map of the pipeline, and the one place its paths and params are written: each
-stage's `cmd:` passes the stage its paths (`python -m {{ cookiecutter.package_name }}.train data/prepared models/model.skops`),
+stage's `cmd:` passes the stage its paths (`python -m {{cookiecutter.package_name}}.train data/prepared models/model.skops`),
 and the stage reads the params.yaml keys its `params:` lists, through DVC (`stage_params`); it
 validates only those. Code outside the stages (predict, the report, the sweep) finds the stages'
 outputs where dvc.yaml declares them (`declared`). Problems are raised as `PipelineError` with one

@@ -3,8 +3,9 @@
 What it decides is written to `summary.json` beside the split (dvc.yaml: `data/prepared`) and
 printed: the task (classification or regression, from `data.task`), the classes and the positive
 one, which columns are numeric or categorical features and which are left out (`data.drop`, and
-columns that look like IDs, dates or free text), and a profile of the data for the merge-request report. Every problem of the file is
-found before anything is written and reported in one line, so a bad file leaves no partial output.
+columns that look like IDs, dates or free text), and a profile of the data for the merge-request
+report. Every problem of the file is found before anything is written and reported in one line, so
+a bad file leaves no partial output.
 """
 
 from pathlib import Path

@@ -252,7 +252,8 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         )
     # Where the stages wrote, as dvc.yaml declares it: evaluate's metrics file (in the directory
     # of its plots), prepare's first dep (the raw data) and its output directory (the summary).
-    metrics_file, raw, prepared = declared("evaluate", "metrics")[0], declared("prepare", "deps")[0], declared("prepare")[0]
+    metrics_file, raw = declared("evaluate", "metrics")[0], declared("prepare", "deps")[0]
+    summary, evaluation = declared("prepare")[0] / SUMMARY, metrics_file.parent
     read_base, read_head = reader(base), reader(None)
     scores = read_head(metrics_file)
     if scores is None:
@@ -267,11 +268,14 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
     if production:
         lines += [f"### Against the model in production (`{production}`)", "", deployed, ""]
     lock = Path("dvc.lock")
-    if raw_data_hash(git_file(base, "dvc.lock"), raw) != raw_data_hash(lock.read_text() if lock.exists() else None, raw):
-        lines += data_section(read_base(prepared / SUMMARY), read_head(prepared / SUMMARY))
+    head_lock = lock.read_text() if lock.exists() else None
+    if raw_data_hash(git_file(base, "dvc.lock"), raw) != raw_data_hash(head_lock, raw):
+        lines += data_section(read_base(summary), read_head(summary))
 
-    evaluation = metrics_file.parent
-    sides = {f"base ({base_name or base})": read_plots(read_base, evaluation), WORKSPACE: read_plots(read_head, evaluation)}
+    sides = {
+        f"base ({base_name or base})": read_plots(read_base, evaluation),
+        WORKSPACE: read_plots(read_head, evaluation),
+    }
     charts = [
         curve_chart("roc", sides, output),
         curve_chart("precision_recall", sides, output),

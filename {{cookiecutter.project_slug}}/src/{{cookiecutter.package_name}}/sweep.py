@@ -291,7 +291,9 @@ def task_metrics(sweep: Sweep, good: list[dict]) -> list[str]:
         return [sweep.metric]
     names = score_names(good[0]["metrics"])
     if sweep.metric not in names:
-        raise PipelineError(f"{SWEEP_FILE}: the runs' metrics have no {sweep.metric}; rank by one of {', '.join(names)}.")
+        raise PipelineError(
+            f"{SWEEP_FILE}: the runs' metrics have no {sweep.metric}; rank by one of {', '.join(names)}."
+        )
     return names
 
 
