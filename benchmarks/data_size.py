@@ -57,13 +57,13 @@ FIT_ALONE = """
 import time
 import pandas as pd
 from sklearn.pipeline import Pipeline
-from {package}.config import SUMMARY_FILE, TRAIN_DATA, load_params, read_summary
+from {package}.config import read_summary, stage_params
 from {package}.model_file import as_model_input
 from {package}.train import build_estimator, preprocessing
 
-params, summary = load_params(), read_summary(SUMMARY_FILE)
-frame = as_model_input(pd.read_parquet(TRAIN_DATA), summary)
-estimator = build_estimator(params, summary["task"])
+params, summary = stage_params("train"), read_summary("data/prepared/summary.json")
+frame = as_model_input(pd.read_parquet("data/prepared/train.parquet"), summary)
+_, estimator = build_estimator(params, summary["task"])
 model = Pipeline([("columns", preprocessing(estimator, summary)), ("estimator", estimator)])
 start = time.perf_counter()
 model.fit(frame, frame[summary["target"]])

@@ -1,6 +1,7 @@
 """Baking the template: every answer renders into files that parse, the raw data arrives versioned by
 DVC, git is set up (or cleanly skipped), and cruft can create and check a project from the template."""
 
+import ast
 import hashlib
 import json
 import shutil
@@ -360,3 +361,28 @@ def test_cruft_creates_and_checks_a_project(tmp_path):
     assert json.loads((project / ".cruft.json").read_text(encoding="utf-8"))["context"]["cookiecutter"][
         "s3_bucket"
     ] == ("acme-wine")
+
+
+def test_dvc_yaml_is_the_one_place_the_stage_paths_are_written(default_project):
+    """Each stage's `cmd:` passes the paths of its deps and outs; no module spells one out in code
+    (a docstring or comment may name one as an example), so moving an output is an edit of dvc.yaml."""
+    stages = yaml.safe_load((default_project / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    paths = {"data/raw/dataset.csv", "data/prepared", "models/model.skops", "reports/evaluation"}
+    for name, stage in stages.items():
+        given = set(stage["cmd"].split()[3:])
+        assert given and given <= paths, (name, stage["cmd"])
+        declared = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in stage["deps"] + stage["outs"]]
+        assert all(any(path.startswith(arg) for arg in given) for path in declared if not path.startswith("src/"))
+    for module in sorted((default_project / "src").rglob("*.py")) + [default_project / "ci/mlflow_mirror.py"]:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        scopes = (ast.Module, ast.FunctionDef, ast.ClassDef)
+        docstrings = {
+            id(node.body[0].value) for node in ast.walk(tree) if isinstance(node, scopes) and ast.get_docstring(node)
+        }
+        literals = [
+            node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+        ]
+        written = [text for text in literals for path in paths if path in text]
+        assert not written, f"{module.name} writes dvc.yaml's paths again: {written}"

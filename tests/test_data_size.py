@@ -43,7 +43,7 @@ positive = summary["positive_class"]
 test = pd.read_parquet("data/prepared/test.parquet")
 train_labels = pd.read_parquet("data/prepared/train.parquet", columns=["target"])["target"]
 features, labels = test.drop(columns=["target"]), test["target"]
-model = load_model()
+model = load_model("models/model.skops")
 classes = list(model.classes_)
 predicted, score = model.predict(features), model.predict_proba(features)[:, classes.index(positive)]
 fpr, tpr, _ = metrics.roc_curve(labels == positive, score)

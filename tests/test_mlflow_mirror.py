@@ -59,8 +59,12 @@ def gitlab(servers):
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """A baked project, trained and committed, its version v0.1.0 tagged as GTO tags it."""
+    """A baked project, trained and committed, its version v0.1.0 tagged as GTO tags it. Its
+    params.yaml has a key no stage reads, which the mirror leaves out as it does the estimators
+    not chosen: it logs what dvc.lock says the stages read."""
     project = bake_defaults(tmp_path_factory.mktemp("mirror-bake"), "mlflow_mirror=yes")
+    with (project / "params.yaml").open("a", encoding="utf-8") as params:
+        params.write("notes:\n  owner: the data team   # read by no stage\n")
     commit_first_model(project, project_env(project))
     run(["git", "tag", "-a", "model@v0.1.0", "-m", "Registering artifact model version v0.1.0"], project)
     return project
@@ -102,7 +106,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, start: str) -> st
 
 
 def expected_params(project: Path) -> dict[str, str]:
-    """params.yaml flattened, without the estimators that train.estimator did not choose."""
+    """params.yaml flattened, without the estimators that train.estimator did not choose (nor notes)."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     chosen = params["train"]["estimator"]
     spelled = {None: "null", True: "true", False: "false"}  # as params.yaml spells them

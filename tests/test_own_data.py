@@ -65,7 +65,7 @@ def model_inputs(project: Path) -> list[str]:
     """The raw columns the saved model feeds its estimator, read from the model file itself."""
     code = (
         f"from {package_name(project)}.model_file import load_model, model_columns; "
-        "c = model_columns(load_model()); print('\\n'.join(c['numeric'] + c['categorical']))"
+        "c = model_columns(load_model('models/model.skops')); print('\\n'.join(c['numeric'] + c['categorical']))"
     )
     return run(["python", "-c", code], project).stdout.splitlines()
 

@@ -85,8 +85,12 @@ def test_branch_pipelines_never_sweep(project):
         ),
         ({"train.hist_gradient_boosting": [1]}, "'train.hist_gradient_boosting' is a section of params.yaml"),
         ({"seed": list(range(17))}, "the sweep has 17 combinations, over max_runs (16)"),
+        (
+            {"train.random_forest.n_estimators": [10, 20]},
+            "no stage reads train.random_forest.n_estimators with the values swept (dvc.yaml's params)",
+        ),
     ],
-    ids=["unknown-parameter", "empty-list", "a-section", "over-the-cap"],
+    ids=["unknown-parameter", "empty-list", "a-section", "over-the-cap", "read-by-no-stage"],
 )
 def test_a_bad_sweep_fails_in_one_line_before_anything_runs(project, sweep, message, tmp_path):
     spec = yaml.safe_load((project / "sweep.yaml").read_text())

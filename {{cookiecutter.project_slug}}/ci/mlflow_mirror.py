@@ -11,9 +11,9 @@ https://docs.gitlab.com/user/project/ml/experiment_tracking/mlflow_client/ descr
 - its version X.Y.Z, named by the tag `gitlab.version` given to create_model_version (without it
   GitLab numbers versions itself);
 - on GitLab every version is a run of its own, in the experiment `[model]NAME` that GitLab keeps for
-  the model: the version's params (params.yaml), metrics (the evaluation's metrics.json), model file
-  and links to the commit and the pipeline (and `gitlab.CI_JOB_ID`, which links it to the job in
-  GitLab's UI) go into that run.
+  the model: the version's params (those its stages read, as dvc.lock records them), metrics (the
+  evaluation's metrics.json), model file and links to the commit and the pipeline (and
+  `gitlab.CI_JOB_ID`, which links it to the job in GitLab's UI) go into that run.
 A plain MLflow server has no `[model]NAME` experiment and numbers versions 1, 2, ...: there the run is
 created first, in an experiment NAME, and the version points at its model file and carries the same
 `gitlab.version` tag, by which a second run finds it.
@@ -44,8 +44,7 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 
 DVC_YAML = Path("dvc.yaml")
-PARAMS = Path("params.yaml")
-METRICS = Path("reports/evaluation/metrics.json")
+DVC_LOCK = Path("dvc.lock")
 # MLflow's metric names: letters, digits, and _ - . space : / (mlflow.utils.validation).
 NOT_IN_METRIC_NAMES = re.compile(r"[^\w\-. :/]")
 
@@ -129,14 +128,14 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 def params() -> dict[str, str]:
-    """params.yaml flattened (`train.hist_gradient_boosting.max_iter`), less the sections of the
-    estimators `train.estimator` did not choose: the train stage does not read them (dvc.yaml)."""
-    tree = read_yaml(PARAMS)
-    train = tree.get("train")
-    if isinstance(train, dict) and isinstance(train.get("estimator"), str):
-        chosen = train["estimator"]
-        tree = {**tree, "train": {k: v for k, v in train.items() if k == chosen or not isinstance(v, dict)}}
-    return {key: param_value(value) for key, value in flatten(tree).items()}
+    """The params the stages read, flattened (`train.hist_gradient_boosting.max_iter`), as dvc.lock
+    records them for the tagged model: DVC's own reading of dvc.yaml's `params:` (the one
+    `dvc.api.params_show` gives the stages), so `train.${train.estimator}` is the chosen
+    estimator's section only, without DVC in this job."""
+    read = {}
+    for stage in (read_yaml(DVC_LOCK).get("stages") or {}).values():
+        read.update((stage.get("params") or {}).get("params.yaml") or {})
+    return {key: param_value(value) for key, value in flatten(read).items()}
 
 
 def param_value(value) -> str:
@@ -146,9 +145,14 @@ def param_value(value) -> str:
 
 
 def metrics() -> dict[str, float]:
-    """metrics.json flattened (`baseline.f1`, `recall_per_class.<class>`); a class name's
-    characters that MLflow refuses in a metric name become `_`."""
-    data = read(METRICS, json.loads, "restore the tagged commit's metrics first (dvc pull)")
+    """The metrics file of dvc.yaml's evaluate stage, flattened (`baseline.f1`,
+    `recall_per_class.<class>`); a class name's characters that MLflow refuses in a metric name
+    become `_`."""
+    declared = ((read_yaml(DVC_YAML).get("stages") or {}).get("evaluate") or {}).get("metrics") or []
+    if not declared:
+        raise Fail("dvc.yaml's evaluate stage declares no metrics file")
+    path = Path(next(iter(declared[0])) if isinstance(declared[0], dict) else declared[0])
+    data = read(path, json.loads, "restore the tagged commit's metrics first (dvc pull)")
     flat = flatten(data) if isinstance(data, dict) else {}
     found = {
         NOT_IN_METRIC_NAMES.sub("_", k): float(v)
@@ -156,7 +160,7 @@ def metrics() -> dict[str, float]:
         if isinstance(v, int | float) and not isinstance(v, bool)
     }
     if not found:
-        raise Fail(f"{METRICS} holds no numeric metric")
+        raise Fail(f"{path} holds no numeric metric")
     return found
 
 

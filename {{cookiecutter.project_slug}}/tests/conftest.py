@@ -1,9 +1,18 @@
 """Fixtures: a small synthetic dataset in a temporary project directory."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+# The project's own dvc.yaml, which the temporary project gets a copy of.
+PIPELINE = Path(__file__).parents[1] / "dvc.yaml"
+# The paths the tests pass the stages: not dvc.yaml's, so a stage that wrote or read its own
+# idea of a path instead of its argument would fail.
+RAW, PREPARED, MODEL, EVALUATION = Path("raw.csv"), Path("split"), Path("out/model.skops"), Path("scores")
 
 PARAMS = {
     "seed": 0,
@@ -56,8 +65,8 @@ def params() -> dict:
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    """A working directory laid out like the project, with a raw dataset of two classes."""
+    """A working directory with the project's dvc.yaml and a raw dataset of two classes at RAW."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data" / "raw").mkdir(parents=True)
-    make_frame().to_csv(tmp_path / "data" / "raw" / "dataset.csv", index=False)
+    shutil.copy(PIPELINE, tmp_path / "dvc.yaml")
+    make_frame().to_csv(RAW, index=False)
     return tmp_path

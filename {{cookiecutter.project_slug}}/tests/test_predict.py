@@ -1,19 +1,20 @@
 import pandas as pd
 import pytest
 
-from {{cookiecutter.package_name}}.config import MODEL_FILE, RAW_DATA, PipelineError
+from {{cookiecutter.package_name}}.config import PipelineError, declared
 from {{cookiecutter.package_name}}.predict import main
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import train
 
-from .conftest import make_messy_frame
+from .conftest import PREPARED, RAW, make_messy_frame
 
 
 @pytest.fixture
 def trained(project, params):
-    make_messy_frame().to_csv(RAW_DATA, index=False)
-    prepare(params)
-    train(params)
+    """The model trained where dvc.yaml's train stage writes it, which is where predict looks."""
+    make_messy_frame().to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, declared("train")[0])
     return project
 
 
@@ -52,5 +53,5 @@ def test_columns_that_do_not_match_are_all_named_and_nothing_is_written(trained,
 
 def test_a_missing_model_says_how_to_get_one(project, tmp_path):
     make_messy_frame().to_csv(tmp_path / "new.csv", index=False)
-    with pytest.raises(PipelineError, match=f"{MODEL_FILE} is missing; run `dvc repro` or `dvc pull`"):
+    with pytest.raises(PipelineError, match="models/model.skops is missing; run `dvc repro` or `dvc pull`"):
         main([str(tmp_path / "new.csv")])

@@ -2,51 +2,51 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{cookiecutter.package_name}}.config import RAW_DATA, SUMMARY_FILE, TEST_DATA, TRAIN_DATA, PipelineError, read_summary
+from {{cookiecutter.package_name}}.config import SUMMARY, TEST, TRAIN, PipelineError, read_summary
 from {{cookiecutter.package_name}}.prepare import prepare
 
-from .conftest import make_frame, make_messy_frame
+from .conftest import PREPARED, RAW, make_frame, make_messy_frame
 
 
 def test_split_is_stratified_and_sized(project, params):
-    prepare(params)
-    train, test = pd.read_parquet(TRAIN_DATA), pd.read_parquet(TEST_DATA)
+    prepare(params, RAW, PREPARED)
+    train, test = pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)
     assert (len(train), len(test)) == (90, 30)
     assert test["label"].value_counts().to_dict() == {0: 15, 1: 15}
 
 
 def test_split_depends_on_seed(project, params):
-    prepare(params)
-    first = TEST_DATA.read_bytes()
+    prepare(params, RAW, PREPARED)
+    first = (PREPARED / TEST).read_bytes()
     params["seed"] = 1
-    prepare(params)
-    assert TEST_DATA.read_bytes() != first
+    prepare(params, RAW, PREPARED)
+    assert (PREPARED / TEST).read_bytes() != first
 
 
 def test_missing_target_column_is_reported_and_nothing_written(project, params):
-    make_frame().rename(columns={"label": "y"}).to_csv(RAW_DATA, index=False)
+    make_frame().rename(columns={"label": "y"}).to_csv(RAW, index=False)
     with pytest.raises(PipelineError, match=r"no target column 'label' \(rename your label column"):
-        prepare(params)
-    assert not TRAIN_DATA.exists() and not TEST_DATA.exists()
+        prepare(params, RAW, PREPARED)
+    assert not (PREPARED / TRAIN).exists() and not (PREPARED / TEST).exists()
 
 
 @pytest.mark.parametrize("value", [0, 1, 1.5, -0.1, "a quarter", True])
 def test_test_size_outside_unit_interval_is_rejected(project, params, value):
     params["prepare"]["test_size"] = value
     with pytest.raises(PipelineError, match="prepare.test_size must be a number between 0 and 1"):
-        prepare(params)
-    assert not TRAIN_DATA.exists()
+        prepare(params, RAW, PREPARED)
+    assert not (PREPARED / TRAIN).exists()
 
 
 def test_every_problem_of_the_file_is_reported_at_once(project, params):
     frame = make_frame()
     frame["empty"] = None
     frame.loc[4, "label"] = 7  # a class with a single row
-    frame.to_csv(RAW_DATA, index=False)
+    frame.to_csv(RAW, index=False)
     params["data"]["drop"] = ["nope"]
     params["data"]["positive_class"] = 3
     with pytest.raises(PipelineError) as error:
-        prepare(params)
+        prepare(params, RAW, PREPARED)
     message = str(error.value)
     assert "\n" not in message
     for part in (
@@ -56,17 +56,17 @@ def test_every_problem_of_the_file_is_reported_at_once(project, params):
         "data.positive_class is set but 'label' has 3 classes",
     ):
         assert part in message
-    assert not TRAIN_DATA.exists() and not SUMMARY_FILE.exists()
+    assert not (PREPARED / TRAIN).exists() and not (PREPARED / SUMMARY).exists()
 
 
 def test_single_value_target_and_text_regression_target_are_refused(project, params):
-    make_frame(classes=1).to_csv(RAW_DATA, index=False)
+    make_frame(classes=1).to_csv(RAW, index=False)
     with pytest.raises(PipelineError, match="target 'label' needs at least two different values, found 1"):
-        prepare(params)
-    make_messy_frame().to_csv(RAW_DATA, index=False)
+        prepare(params, RAW, PREPARED)
+    make_messy_frame().to_csv(RAW, index=False)
     params["data"]["task"] = "regression"
     with pytest.raises(PipelineError, match="target 'label' is not numeric, as a regression needs"):
-        prepare(params)
+        prepare(params, RAW, PREPARED)
 
 
 @pytest.mark.parametrize(
@@ -80,70 +80,72 @@ def test_single_value_target_and_text_regression_target_are_refused(project, par
 def test_auto_task_is_decided_from_the_target_and_printed(project, params, capsys, labels, task):
     frame = make_frame(rows=60)
     frame["label"] = labels
-    frame.to_csv(RAW_DATA, index=False)
-    prepare(params)
-    assert read_summary()["task"] == task
+    frame.to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    assert read_summary(PREPARED / SUMMARY)["task"] == task
     assert f"prepare: task {task} (" in capsys.readouterr().out
 
 
 def test_declared_task_wins_over_auto(project, params):
     frame = make_frame(rows=60)
     frame["label"] = np.arange(60) % 3
-    frame.to_csv(RAW_DATA, index=False)
+    frame.to_csv(RAW, index=False)
     params["data"]["task"] = "regression"
-    prepare(params)
-    assert read_summary()["task"] == "regression"
+    prepare(params, RAW, PREPARED)
+    assert read_summary(PREPARED / SUMMARY)["task"] == "regression"
 
 
 def test_positive_class_is_the_rarer_one_unless_declared(project, params, capsys):
-    make_messy_frame().to_csv(RAW_DATA, index=False)
-    prepare(params)
-    assert read_summary()["positive_class"] == "no"
+    make_messy_frame().to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    assert read_summary(PREPARED / SUMMARY)["positive_class"] == "no"
     assert "prepare: positive class 'no'" in capsys.readouterr().out
     params["data"]["positive_class"] = "yes"
-    prepare(params)
-    assert read_summary()["positive_class"] == "yes"
+    prepare(params, RAW, PREPARED)
+    assert read_summary(PREPARED / SUMMARY)["positive_class"] == "yes"
     params["data"]["positive_class"] = "maybe"
     with pytest.raises(PipelineError, match="data.positive_class 'maybe' is not a value of 'label'"):
-        prepare(params)
+        prepare(params, RAW, PREPARED)
 
 
 def test_ids_dates_and_free_text_are_named_in_one_warning_and_left_out(project, params, capsys):
-    make_messy_frame().to_csv(RAW_DATA, index=False)
-    prepare(params)
-    summary = read_summary()
+    make_messy_frame().to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    summary = read_summary(PREPARED / SUMMARY)
     assert summary["numeric"] == ["size", "weight"] and summary["categorical"] == ["colour"]
     assert set(summary["ignored"]) == {"id", "visited", "note"}
     [warning] = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
     assert all(f"'{name}'" in warning for name in ("id", "visited", "note")) and "data.drop" in warning
     params["data"]["drop"] = ["id", "visited", "note"]
-    prepare(params)
+    prepare(params, RAW, PREPARED)
     assert "warning" not in capsys.readouterr().out
-    assert read_summary()["ignored"] == dict.fromkeys(["id", "visited", "note"], "listed in data.drop")
+    assert read_summary(PREPARED / SUMMARY)["ignored"] == dict.fromkeys(
+        ["id", "visited", "note"], "listed in data.drop"
+    )
 
 
 def test_rows_without_a_target_are_left_out_and_the_profile_is_small(project, params):
     frame = make_messy_frame()
     frame.loc[:9, "label"] = None
-    frame.to_csv(RAW_DATA, index=False)
-    prepare(params)
-    assert len(pd.read_parquet(TRAIN_DATA)) + len(pd.read_parquet(TEST_DATA)) == 190
-    profile = read_summary()["data"]
+    frame.to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    assert len(pd.read_parquet(PREPARED / TRAIN)) + len(pd.read_parquet(PREPARED / TEST)) == 190
+    profile = read_summary(PREPARED / SUMMARY)["data"]
     assert profile["rows"] == 200 and profile["columns"] == list(frame.columns)
     assert profile["missing"]["label"] == 0.05 and profile["missing"]["colour"] == round(23 / 200, 4)
     assert sum(profile["target"].values()) == 190
 
 
 def test_split_keeps_the_raw_values_and_is_the_same_file_each_time(project, params):
-    prepare(params)
-    first = TRAIN_DATA.read_bytes(), TEST_DATA.read_bytes()
-    prepared = pd.concat([pd.read_parquet(TRAIN_DATA), pd.read_parquet(TEST_DATA)])
-    raw = pd.read_csv(RAW_DATA)
+    prepare(params, RAW, PREPARED)
+    first = (PREPARED / TRAIN).read_bytes(), (PREPARED / TEST).read_bytes()
+    prepared = pd.concat([pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)])
+    raw = pd.read_csv(RAW)
     assert list(prepared.columns) == list(raw.columns)
     by_alpha = {"by": "alpha", "ignore_index": True}
     pd.testing.assert_frame_equal(prepared.sort_values(**by_alpha), raw.sort_values(**by_alpha))
-    prepare(params)
-    assert (TRAIN_DATA.read_bytes(), TEST_DATA.read_bytes()) == first  # dvc.lock stays put
+    prepare(params, RAW, PREPARED)
+    assert ((PREPARED / TRAIN).read_bytes(), (PREPARED / TEST).read_bytes()) == first  # dvc.lock stays put
 
 
 @pytest.mark.parametrize(
@@ -155,7 +157,7 @@ def test_split_keeps_the_raw_values_and_is_the_same_file_each_time(project, para
     ],
 )
 def test_unreadable_file_is_reported_as_pandas_reports_it(project, params, content, message):
-    RAW_DATA.write_bytes(content)
+    RAW.write_bytes(content)
     with pytest.raises(PipelineError, match=f"is not a readable CSV file: {message}"):
-        prepare(params)
-    assert not TRAIN_DATA.exists()
+        prepare(params, RAW, PREPARED)
+    assert not (PREPARED / TRAIN).exists()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,9 +80,9 @@ def test_the_data_section_compares_the_profiles_without_row_data():
 
 
 def test_the_raw_data_hash_is_read_from_dvc_lock():
-    lock = "stages:\n  prepare:\n    deps:\n    - path: data/raw/dataset.csv\n      md5: abc\n"
-    assert raw_data_hash(lock) == "abc"
-    assert raw_data_hash(None) is None and raw_data_hash("stages: {}\n") is None
+    lock = "stages:\n  prepare:\n    deps:\n    - path: data/own.csv\n      md5: abc\n"
+    assert raw_data_hash(lock, Path("data/own.csv")) == "abc"
+    assert raw_data_hash(None, Path("data/own.csv")) is None and raw_data_hash("stages: {}\n", Path("x")) is None
 
 
 def test_a_regression_chart_draws_both_sides(tmp_path):

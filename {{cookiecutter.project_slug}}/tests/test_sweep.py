@@ -1,22 +1,25 @@
-import json
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
 
-from {{cookiecutter.package_name}}.config import EVALUATION_DIR, PipelineError
+from {{cookiecutter.package_name}}.config import PipelineError, load_params
 from {{cookiecutter.package_name}}.evaluate import evaluate
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.sweep import (
-    METRICS,
     Sweep,
     experiment_name,
     first_error,
     load_sweep,
+    metrics_file,
     set_params,
     table,
     write_report,
 )
 from {{cookiecutter.package_name}}.train import train
+
+from .conftest import MODEL, PIPELINE, PREPARED, RAW
 
 SPEC = {
     "metric": "roc_auc",
@@ -26,14 +29,30 @@ SPEC = {
 }
 
 
+CLASSIFICATION = ["balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"]
+
+
 def write_spec(tmp_path, **changes):
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({**SPEC, **changes}, sort_keys=False))
     return path
 
 
-def test_every_combination_is_a_run_in_declared_order(tmp_path, params):
-    sweep = load_sweep(write_spec(tmp_path), params)
+@pytest.fixture
+def pipeline(tmp_path):
+    """A copy of the project's dvc.yaml, with no metrics file beside it (a fresh clone's)."""
+    return Path(shutil.copy(PIPELINE, tmp_path / "dvc.yaml"))
+
+
+@pytest.fixture
+def forest(params):
+    """params with train.estimator random_forest, so that train reads SPEC's keys."""
+    params["train"]["estimator"] = "random_forest"
+    return params
+
+
+def test_every_combination_is_a_run_in_declared_order(tmp_path, forest, pipeline):
+    sweep = load_sweep(write_spec(tmp_path), forest, pipeline)
     assert sweep.runs() == [
         {"train.random_forest.n_estimators": 10, "train.random_forest.max_depth": None},
         {"train.random_forest.n_estimators": 10, "train.random_forest.max_depth": 3},
@@ -47,7 +66,7 @@ def test_every_combination_is_a_run_in_declared_order(tmp_path, params):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"metric": "auc"}, "metric must be one of"),
+        ({"metric": None}, "metric must be a score of"),
         ({"direction": "up"}, "direction must be maximize or minimize"),
         ({"max_runs": 0}, "max_runs must be a positive integer"),
         ({"max_runs": 3}, "the sweep has 4 combinations, over max_runs (3)"),
@@ -58,9 +77,9 @@ def test_every_combination_is_a_run_in_declared_order(tmp_path, params):
         ({"parameters": {"seed": [[1, 2]]}}, "'seed' needs a non-empty list of single values"),
     ],
 )
-def test_a_bad_sweep_is_refused_in_one_sentence(tmp_path, params, changes, message):
+def test_a_bad_sweep_is_refused_in_one_sentence(tmp_path, forest, pipeline, changes, message):
     with pytest.raises(PipelineError, match="^" + str(tmp_path / "sweep.yaml")) as refused:
-        load_sweep(write_spec(tmp_path, **changes), params)
+        load_sweep(write_spec(tmp_path, **changes), forest, pipeline)
     assert message in str(refused.value) and "\n" not in str(refused.value)
 
 
@@ -81,7 +100,7 @@ def result(name, n, depth, roc_auc=None, error=None, ran=("train",)):
     done = {"name": name, "params": params, "ran": list(ran)}
     if error:
         return {**done, "error": error}
-    return {**done, "metrics": {metric: 0.5 for metric in METRICS["classification"]} | {"roc_auc": roc_auc}}
+    return {**done, "metrics": {metric: 0.5 for metric in CLASSIFICATION} | {"roc_auc": roc_auc}}
 
 
 def test_the_table_ranks_runs_shows_varying_values_and_keeps_failed_rows(tmp_path):
@@ -112,21 +131,69 @@ def test_the_report_draws_the_metric_against_the_swept_values(tmp_path):
     assert (tmp_path / "report" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_the_sweep_knows_every_metric_evaluate_writes(project, params):
-    prepare(params)
-    train(params)
-    evaluate(params)
-    written = json.loads((EVALUATION_DIR / "metrics.json").read_text())
-    assert {name for name, value in written.items() if not isinstance(value, dict)} == set(METRICS["classification"])
+def test_the_metric_is_one_evaluate_wrote_into_the_workspace(project, forest):
+    """No second list of metric names: the workspace's metrics file says which there are."""
+    path, pipeline = write_spec(project, metric="auc"), project / "dvc.yaml"
+    assert load_sweep(path, forest, pipeline).metric == "auc"  # no metrics file yet: the first run checks it
+    prepare(forest, RAW, PREPARED)
+    train(forest, PREPARED, MODEL)
+    evaluate(forest, PREPARED, MODEL, metrics_file(pipeline).parent)
+    with pytest.raises(PipelineError, match=f"metric must be one of {', '.join(CLASSIFICATION)} "):
+        load_sweep(path, forest, pipeline)
+    assert load_sweep(write_spec(project, metric="f1"), forest, pipeline).metric == "f1"
+    with pytest.raises(PipelineError, match="the runs' metrics have no auc; rank by one of balanced_accuracy"):
+        table(Sweep("auc", "maximize", SPEC["parameters"]), [result("sweep-a", 10, None, 0.9)], None)
 
 
-def test_a_regression_sweep_ranks_by_its_own_metrics_and_direction(tmp_path, params):
+FOREST = "train.random_forest.n_estimators"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "unread"),
+    [
+        # train reads only train.hist_gradient_boosting: the forest's keys change nothing.
+        (SPEC["parameters"], f"{FOREST}, train.random_forest.max_depth"),
+        # Some combinations choose the linear model, none the forest.
+        ({"train.estimator": ["hist_gradient_boosting", "linear"], FOREST: [10, 20]}, FOREST),
+    ],
+)
+def test_a_swept_key_no_stage_reads_is_refused_in_one_sentence(tmp_path, params, pipeline, parameters, unread):
+    with pytest.raises(PipelineError) as refused:
+        load_sweep(write_spec(tmp_path, parameters=parameters), params, pipeline)
+    message = str(refused.value)
+    assert f"no stage reads {unread} with the values swept" in message
+    assert "sweep train.estimator too, change train.estimator in params.yaml, or sweep keys of train.hist_" in message
+    assert "\n" not in message and message.endswith(".")
+
+
+def test_a_key_some_combination_reads_is_swept(tmp_path, params, pipeline):
+    """Sweeping train.estimator makes the forest's keys read in the runs that choose the forest."""
+    parameters = {
+        "train.estimator": ["hist_gradient_boosting", "random_forest"],
+        "train.random_forest.max_depth": [3, 5],
+    }
+    assert len(load_sweep(write_spec(tmp_path, parameters=parameters), params, pipeline).runs()) == 4
+
+
+def test_a_key_outside_every_stage_says_to_declare_it(tmp_path, params, pipeline):
+    params["notes"] = {"author": "me"}
+    with pytest.raises(PipelineError, match="no stage reads notes.author .* add them to a stage's params in dvc.yaml"):
+        load_sweep(write_spec(tmp_path, parameters={"notes.author": ["me", "you"]}), params, pipeline)
+
+
+def test_the_default_sweep_passes_its_check(pipeline):
+    project = PIPELINE.parent
+    sweep = load_sweep(project / "sweep.yaml", load_params(project / "params.yaml"), pipeline)
+    assert len(sweep.runs()) == 4
+
+
+def test_a_regression_sweep_ranks_by_its_own_metrics_and_direction(tmp_path, forest, pipeline):
     with pytest.raises(PipelineError, match="rmse is better lower, so direction must be minimize"):
-        load_sweep(write_spec(tmp_path, metric="rmse"), params)
+        load_sweep(write_spec(tmp_path, metric="rmse"), forest, pipeline)
     sweep = Sweep("rmse", "minimize", SPEC["parameters"])
     runs = [{**result(f"sweep-{n}", n, None), "metrics": {"rmse": n, "mae": n / 2, "r2": 0.5}} for n in (3, 1, 2)]
     rows = [line for line in table(sweep, runs, None).splitlines() if "`sweep-" in line]
     assert [row.split(" | ")[1] for row in rows[:3]] == ["`sweep-1`", "`sweep-2`", "`sweep-3`"]
     assert "| **rmse** | mae | r2 |" in table(sweep, runs, None)
-    with pytest.raises(PipelineError, match="a regression has no roc_auc; rank by one of rmse, mae, r2"):
+    with pytest.raises(PipelineError, match="the runs' metrics have no roc_auc; rank by one of rmse, mae, r2"):
         table(Sweep("roc_auc", "maximize", SPEC["parameters"]), runs, None)

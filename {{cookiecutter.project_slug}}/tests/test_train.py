@@ -3,21 +3,21 @@ import pandas as pd
 import pytest
 
 import {{cookiecutter.package_name}}.train as training
-from {{cookiecutter.package_name}}.config import MODEL_FILE, RAW_DATA, TRAIN_DATA, PipelineError
+from {{cookiecutter.package_name}}.config import TRAIN, PipelineError
 from {{cookiecutter.package_name}}.model_file import load_model, model_columns
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import ESTIMATORS, build_estimator, fit_in_steps, train
 
-from .conftest import make_messy_frame
+from .conftest import MODEL, PREPARED, RAW, make_messy_frame
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
 def test_every_estimator_trains_on_raw_columns_and_round_trips(project, params, estimator):
-    make_messy_frame().to_csv(RAW_DATA, index=False)
+    make_messy_frame().to_csv(RAW, index=False)
     params["train"]["estimator"] = estimator
-    prepare(params)
-    train(params)
-    model = load_model(MODEL_FILE)
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    model = load_model(MODEL)
     assert list(model.classes_) == ["no", "yes"]
     columns = model_columns(model)
     assert columns["numeric"] == ["size", "weight"] and columns["categorical"] == ["colour"]
@@ -32,22 +32,22 @@ def test_every_estimator_trains_on_raw_columns_and_round_trips(project, params, 
 def test_every_estimator_has_a_regressor(project, params, estimator):
     frame = make_messy_frame()
     frame["label"] = frame["size"].fillna(0) * 10 + np.arange(len(frame)) % 7
-    frame.to_csv(RAW_DATA, index=False)
+    frame.to_csv(RAW, index=False)
     params["train"]["estimator"] = estimator
-    prepare(params)
-    train(params)
-    model = load_model(MODEL_FILE)
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    model = load_model(MODEL)
     assert not hasattr(model, "predict_proba")
     assert type(model[-1]).__name__ in {"HistGradientBoostingRegressor", "RandomForestRegressor", "Ridge"}
-    assert model.predict(pd.read_parquet(TRAIN_DATA)).dtype.kind == "f"
+    assert model.predict(pd.read_parquet(PREPARED / TRAIN)).dtype.kind == "f"
 
 
 def test_unknown_estimator_is_rejected_before_any_output(project, params):
-    prepare(params)
+    prepare(params, RAW, PREPARED)
     params["train"]["estimator"] = "svm"
     with pytest.raises(PipelineError, match="train.estimator 'svm' is unknown; choose one of hist_gradient_boosting"):
-        train(params)
-    assert not MODEL_FILE.exists()
+        train(params, PREPARED, MODEL)
+    assert not MODEL.exists()
 
 
 def test_negative_or_unknown_hyper_parameters_are_rejected(params):
@@ -61,31 +61,31 @@ def test_negative_or_unknown_hyper_parameters_are_rejected(params):
 
 
 def test_invalid_value_reported_by_scikit_learn(project, params):
-    prepare(params)
+    prepare(params, RAW, PREPARED)
     params["train"]["hist_gradient_boosting"]["max_leaf_nodes"] = 1
     with pytest.raises(
         PipelineError, match="^params.yaml: train.hist_gradient_boosting: The 'max_leaf_nodes'"
     ) as error:
-        train(params)
+        train(params, PREPARED, MODEL)
     assert "\n" not in str(error.value)
-    assert not MODEL_FILE.exists()
+    assert not MODEL.exists()
 
 
 def test_retraining_gives_a_byte_identical_model(project, params):
     """dvc.lock must not change when nothing changed, so the saved model is deterministic."""
-    prepare(params)
-    train(params)
-    first = MODEL_FILE.read_bytes()
-    train(params)
-    assert MODEL_FILE.read_bytes() == first
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    first = MODEL.read_bytes()
+    train(params, PREPARED, MODEL)
+    assert MODEL.read_bytes() == first
 
 
 def test_a_forest_grown_in_steps_is_the_forest_grown_at_once(params):
     params["train"]["estimator"] = "random_forest"
     frame = make_messy_frame()
     features, labels = frame[["size", "weight"]].fillna(0), frame["label"]
-    at_once = build_estimator(params, "classification").fit(features, labels)
-    stepped = build_estimator(params, "classification")
+    at_once = build_estimator(params, "classification")[1].fit(features, labels)
+    stepped = build_estimator(params, "classification")[1]
     progress = training.Progress(stepped)
     fit_in_steps(stepped, features, labels, progress)
     assert progress.trees == 20 and not stepped.warm_start
@@ -94,10 +94,10 @@ def test_a_forest_grown_in_steps_is_the_forest_grown_at_once(params):
 
 def test_a_long_fit_prints_where_it_is(project, params, capsys, monkeypatch):
     monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.05)
-    make_messy_frame(rows=20_000).to_csv(RAW_DATA, index=False)
+    make_messy_frame(rows=20_000).to_csv(RAW, index=False)
     params["train"]["hist_gradient_boosting"].update(max_iter=200, learning_rate=0.01)
-    prepare(params)
-    train(params)
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
     lines = [line for line in capsys.readouterr().out.splitlines() if "iterations" in line]
     assert lines and all(line.startswith("train: ") and line.endswith(" s") for line in lines), lines
     assert "of at most 200 iterations" in lines[-1]

@@ -1,10 +1,15 @@
-"""Paths, parameters and data loading shared by the pipeline stages.
+"""Parameters, paths and data loading shared by the pipeline stages.
 
-Each stage reads `params.yaml` through `load_params` and validates only the keys it declares in
-`dvc.yaml`. Problems are raised as `PipelineError` with one sentence saying what is wrong and how
-to fix it; `run` turns that into a clean exit instead of a traceback.
+dvc.yaml is the map of the pipeline, and the one place its paths and params are written: each
+stage's `cmd:` passes the stage its paths (`python -m {{cookiecutter.package_name}}.train data/prepared models/model.skops`),
+and the stage reads the params.yaml keys its `params:` lists, through DVC (`stage_params`); it
+validates only those. Code outside the stages (predict, the report, the sweep) finds the stages'
+outputs where dvc.yaml declares them (`declared`). Problems are raised as `PipelineError` with one
+sentence saying what is wrong and how to fix it; `run` turns that into a clean exit instead of a
+traceback.
 """
 
+import argparse
 import json
 import sys
 from collections.abc import Callable
@@ -14,33 +19,29 @@ import pandas as pd
 import pyarrow
 import yaml
 
+PIPELINE_FILE = Path("dvc.yaml")
 PARAMS_FILE = Path("params.yaml")
-RAW_DATA = Path("data/raw/dataset.csv")
-PREPARED_DIR = Path("data/prepared")
-# Parquet, not CSV: train and evaluate read typed columns back instead of parsing text again.
-TRAIN_DATA = PREPARED_DIR / "train.parquet"
-TEST_DATA = PREPARED_DIR / "test.parquet"
-# What prepare found and decided (task, classes, column roles, a profile of the data): train,
-# evaluate, predict and the merge-request report read it instead of deciding again.
-SUMMARY_FILE = PREPARED_DIR / "summary.json"
-MODEL_FILE = Path("models/model.skops")
-EVALUATION_DIR = Path("reports/evaluation")
-METRICS_FILE = EVALUATION_DIR / "metrics.json"
-PLOT_DATA = EVALUATION_DIR / "plots" / "sklearn"
-IMAGES = EVALUATION_DIR / "plots" / "images"
+# What the directories that dvc.yaml passes the stages hold, by name. prepare's output (Parquet,
+# not CSV: train and evaluate read typed columns back instead of parsing text again) and what it
+# found and decided (task, classes, column roles, a profile of the data), which train, evaluate,
+# predict and the merge-request report read instead of deciding again:
+TRAIN, TEST, SUMMARY = "train.parquet", "test.parquet", "summary.json"
+# evaluate's output: the metrics, the plots' data and the images.
+METRICS, PLOT_DATA, IMAGES = "metrics.json", Path("plots/sklearn"), Path("plots/images")
 
-# What evaluate writes for each task, the headline first: the sweep ranks by these, and the
-# report compares the headline with the baseline's.
-METRICS = {
-    "classification": ("balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"),
-    "regression": ("rmse", "mae", "r2"),
-}
+# The metrics evaluate writes that are better lower (all others are better higher): the sweep's
+# direction and the report's margins over the baseline follow from this one set.
 LOWER_IS_BETTER = {"rmse", "mae"}
 
 
 def task_of(metrics: dict) -> str:
     """The task a metrics.json was written for (evaluate writes `rmse` for a regression only)."""
     return "regression" if "rmse" in metrics else "classification"
+
+
+def score_names(metrics: dict) -> list[str]:
+    """The names of a metrics.json's scores, in the order evaluate wrote them (the headline first)."""
+    return [name for name, value in metrics.items() if isinstance(value, int | float) and not isinstance(value, bool)]
 
 
 class PipelineError(Exception):
@@ -61,7 +62,33 @@ def load_mapping(path: Path, if_missing: str, holding: str) -> dict:
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict:
+    """All of params.yaml, including keys no stage reads (the sweep checks its keys against it)."""
     return load_mapping(path, "; run the pipeline from the project root.", "of parameter names to values")
+
+
+def stage_params(*stages: str, root: Path | str = ".", no_scm: bool = False) -> dict:
+    """The params.yaml values the stages read (every stage's, when none is named), nested as in
+    params.yaml: DVC's own reading of their `params:` in dvc.yaml, `${...}` resolved, so for train
+    `seed`, `train.estimator` and the section `train.<that estimator>`, and nothing else."""
+    import dvc.api  # here, not at the top: only `run` and the sweep's check need DVC
+    from dvc.exceptions import DvcException
+
+    try:
+        return dvc.api.params_show(
+            stages=list(stages) or None, deps=True, repo=str(root), config={"core": {"no_scm": no_scm}}
+        )
+    except DvcException as error:
+        raise PipelineError(f"DVC cannot read the stages' params from dvc.yaml and params.yaml: {error}") from error
+
+
+def declared(stage: str, field: str = "outs", pipeline: Path = PIPELINE_FILE) -> list[Path]:
+    """The paths dvc.yaml lists under `field` (deps, outs, metrics) of `stage`, in its order:
+    where code that is not a stage (predict, the report, the sweep) finds what a stage wrote."""
+    stages = load_mapping(pipeline, "; run this from the project root.", "of stages").get("stages") or {}
+    entries = (stages.get(stage) or {}).get(field) or []
+    if not entries:
+        raise PipelineError(f"{pipeline}: stage '{stage}' declares no {field}; restore it from the template.")
+    return [Path(next(iter(entry)) if isinstance(entry, dict) else entry) for entry in entries]
 
 
 def param(params: dict, dotted_key: str):
@@ -108,7 +135,7 @@ def read_csv(path: Path) -> pd.DataFrame:
         raise PipelineError(f"{path} is not a readable CSV file: {error}") from error
 
 
-def read_summary(path: Path = SUMMARY_FILE) -> dict:
+def read_summary(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
@@ -134,6 +161,11 @@ def run_main(main: Callable[[], None]) -> None:
         sys.exit(1)
 
 
-def run(stage: Callable[[dict], None]) -> None:
-    """Run a stage with the project's params."""
-    run_main(lambda: stage(load_params()))
+def run(stage: Callable[..., None], *paths: str) -> None:
+    """Run the dvc.yaml stage named like the function `stage`: with the params that stage reads
+    and the `paths` its `cmd:` passes, in that order (each is also a deps or outs entry there)."""
+    parser = argparse.ArgumentParser(description=f"The stage `{stage.__name__}` of dvc.yaml.")
+    for name in paths:
+        parser.add_argument(name, type=Path)
+    args = parser.parse_args()
+    run_main(lambda: stage(stage_params(stage.__name__), **vars(args)))

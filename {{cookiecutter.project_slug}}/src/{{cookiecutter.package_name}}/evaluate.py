@@ -1,18 +1,20 @@
 """Stage `evaluate`: score the model on the held-out test set, and a baseline that learnt nothing.
 
-Writes `reports/evaluation/metrics.json`: for a classification, balanced accuracy, accuracy,
-precision, recall and F1 (of the positive class when there are two, macro-averaged otherwise),
-ROC AUC and the recall of each class; for a regression, RMSE, MAE and R². `baseline` holds the
-same scores for always predicting the most frequent training class (or the training mean), so a
-model that only learnt the class balance shows as one. A score that is undefined on this test set
-is left out rather than written as NaN.
+Writes `metrics.json` into the directory dvc.yaml passes it (`reports/evaluation`): for a
+classification, balanced accuracy, accuracy, precision, recall and F1 (of the positive class when
+there are two, macro-averaged otherwise), ROC AUC and the recall of each class; for a regression,
+RMSE, MAE and R². `baseline` holds the same scores for always predicting the most frequent
+training class (or the training mean), so a model that only learnt the class balance shows as one.
+A score that is undefined on this test set is left out rather than written as NaN.
 
-Under `reports/evaluation/plots/`: the confusion matrix, ROC and precision-recall curves (of the
-positive class, or micro-averaged one-vs-rest), or for a regression a sample of predicted against
-actual values; and the permutation importance of each raw column. The metrics use the whole test
-set; the plot files do not grow with it: one count per (actual, predicted) pair, at most
-CURVE_POINTS points a curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
+Under its `plots/`: the confusion matrix, ROC and precision-recall curves (of the positive class,
+or micro-averaged one-vs-rest), or for a regression a sample of predicted against actual values;
+and the permutation importance of each raw column. The metrics use the whole test set; the plot
+files do not grow with it: one count per (actual, predicted) pair, at most CURVE_POINTS points a
+curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
 """
+
+from pathlib import Path
 
 import matplotlib
 
@@ -27,20 +29,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
-from .config import (
-    EVALUATION_DIR,
-    IMAGES,
-    METRICS,
-    METRICS_FILE,
-    MODEL_FILE,
-    PLOT_DATA,
-    SUMMARY_FILE,
-    TEST_DATA,
-    TRAIN_DATA,
-    read_summary,
-    run,
-    write_json,
-)
+from .config import IMAGES, METRICS, PLOT_DATA, SUMMARY, TEST, TRAIN, read_summary, run, score_names, write_json
 from .model_file import as_model_input, load_model, model_columns, threads_for
 
 TOP_FEATURES = 20
@@ -186,31 +175,30 @@ def importance_figure(names, values, title: str = "Feature importance"):
     return fig
 
 
-def evaluate(params: dict) -> None:
-    summary = read_summary(SUMMARY_FILE)
+def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> None:
+    """`model` scored on `prepared`'s test set: metrics.json and plots/ in `evaluation`."""
+    summary = read_summary(prepared / SUMMARY)
     target, task = summary["target"], summary["task"]
-    model = load_model(MODEL_FILE)
+    model = load_model(model)
     columns = model_columns(model)
-    test = as_model_input(pd.read_parquet(TEST_DATA), columns)
+    test = as_model_input(pd.read_parquet(prepared / TEST), columns)
     features, labels = test[columns["numeric"] + columns["categorical"]], test[target]
-    train_labels = pd.read_parquet(TRAIN_DATA, columns=[target])[target]
+    train_labels = pd.read_parquet(prepared / TRAIN, columns=[target])[target]
 
     with threads_for(len(test)):
         scores, plots = task_scores(model, summary, features, labels)
     scores["baseline"] = baseline_scores(summary, train_labels, labels)
     scores = plain(scores)
 
-    EVALUATION_DIR.mkdir(parents=True, exist_ok=True)
-    write_json(scores, METRICS_FILE)
+    write_json(scores, evaluation / METRICS)
     for name, data in plots.items():
-        write_json(data, PLOT_DATA / f"{name}.json")
+        write_json(data, evaluation / PLOT_DATA / f"{name}.json")
     values, title = importances(model, features, labels)
     figure = importance_figure(features.columns, values, title)
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    figure.savefig(IMAGES / "feature_importance.png", dpi=100)
+    (evaluation / IMAGES).mkdir(parents=True, exist_ok=True)
+    figure.savefig(evaluation / IMAGES / "feature_importance.png", dpi=100)
     plt.close(figure)
-    headline = {name: scores[name] for name in METRICS[task] if name in scores}
-    print(f"evaluate ({task}): " + ", ".join(f"{k}={v}" for k, v in headline.items()))
+    print(f"evaluate ({task}): " + ", ".join(f"{name}={scores[name]}" for name in score_names(scores)))
     print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
 
 
@@ -230,4 +218,4 @@ def task_scores(model, summary: dict, features, labels) -> tuple[dict, dict]:
 
 
 if __name__ == "__main__":
-    run(evaluate)
+    run(evaluate, "prepared", "model", "evaluation")

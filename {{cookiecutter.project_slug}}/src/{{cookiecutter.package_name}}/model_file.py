@@ -1,4 +1,4 @@
-"""Save and load the model file, `models/model.skops`, shared by `train` and `evaluate`.
+"""Save and load the model file (dvc.yaml: `models/model.skops`), shared by `train` and `evaluate`.
 
 skops, not pickle: loading a pickle runs arbitrary code, while `skops.io.load` only builds the
 types it is told to trust (see `load_model`).
@@ -28,7 +28,7 @@ import skops.io
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
-from .config import MODEL_FILE, PipelineError
+from .config import PipelineError
 
 # Object ids in a skops schema: `"__id__": 1403...` and array files such as `"file": "1403....npy"`.
 OBJECT_ID = re.compile(r'(?P<key>"__id__": |"file": ")(?P<id>\d+)')
@@ -38,7 +38,7 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 ONE_THREAD_ROWS = 50_000
 
 
-def save_model(model: BaseEstimator, path: Path = MODEL_FILE) -> None:
+def save_model(model: BaseEstimator, path: Path) -> None:
     """Save with skops, byte for byte the same for the same model (see the module docstring)."""
     with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as original:
         entries = {info.filename: original.read(info) for info in original.infolist()}
@@ -57,7 +57,7 @@ def save_model(model: BaseEstimator, path: Path = MODEL_FILE) -> None:
             fixed.writestr(zipfile.ZipInfo(name, date_time=ZIP_EPOCH), data, zipfile.ZIP_DEFLATED)
 
 
-def load_model(path: Path = MODEL_FILE) -> BaseEstimator:
+def load_model(path: Path) -> BaseEstimator:
     """Load a model, trusting only scikit-learn and NumPy types (never arbitrary code)."""
     untrusted = skops.io.get_untrusted_types(file=path)
     # functools.partial wraps a function that skops lists (and so checks) on its own: gradient

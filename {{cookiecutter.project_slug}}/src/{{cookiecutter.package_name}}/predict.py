@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import MODEL_FILE, PipelineError, read_csv, run_main
+from .config import PipelineError, declared, read_csv, run_main
 from .model_file import as_model_input, load_model, model_columns, threads_for
 
 
@@ -59,9 +59,10 @@ def predictions(model, frame: pd.DataFrame) -> pd.DataFrame:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", type=Path, help="CSV file of rows to predict")
-    parser.add_argument("--model", type=Path, default=MODEL_FILE, help=f"model file (default: {MODEL_FILE})")
+    parser.add_argument("--model", type=Path, help="model file (default: the train stage's, in dvc.yaml)")
     parser.add_argument("--out", type=Path, help="CSV file to write (default: standard output)")
     args = parser.parse_args(argv)
+    args.model = args.model or declared("train")[0]
     if not args.model.is_file():
         raise PipelineError(f"{args.model} is missing; run `dvc repro` or `dvc pull`, or pass --model.")
     model = load_model(args.model)

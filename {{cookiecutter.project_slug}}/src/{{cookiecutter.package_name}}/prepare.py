@@ -1,20 +1,22 @@
 """Stage `prepare`: check the raw table, decide what it holds, split it into train and test sets.
 
-What it decides is written to `data/prepared/summary.json` and printed: the task (classification
-or regression, from `data.task`), the classes and the positive one, which columns are numeric or
-categorical features and which are left out (`data.drop`, and columns that look like IDs, dates or
-free text), and a profile of the data for the merge-request report. Every problem of the file is
-found before anything is written and reported in one line, so a bad file leaves no partial output.
+What it decides is written to `summary.json` beside the split (dvc.yaml: `data/prepared`) and
+printed: the task (classification or regression, from `data.task`), the classes and the positive
+one, which columns are numeric or categorical features and which are left out (`data.drop`, and
+columns that look like IDs, dates or free text), and a profile of the data for the merge-request
+report. Every problem of the file is found before anything is written and reported in one line, so
+a bad file leaves no partial output.
 """
+
+from pathlib import Path
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from .config import (
-    RAW_DATA,
-    SUMMARY_FILE,
-    TEST_DATA,
-    TRAIN_DATA,
+    SUMMARY,
+    TEST,
+    TRAIN,
     PipelineError,
     param,
     read_csv,
@@ -177,15 +179,16 @@ def profile(frame: pd.DataFrame, target: str, task: str) -> dict:
     }
 
 
-def prepare(params: dict) -> None:
+def prepare(params: dict, raw: Path, prepared: Path) -> None:
+    """The raw table (a CSV file) split into train and test sets, and its summary, in `prepared`."""
     data = declared(params)
     fraction, random_state = test_size(params), seed(params)
-    frame = read_csv(RAW_DATA)
+    frame = read_csv(raw)
     target = data["target"]
     task, why = decide_task(frame[target].dropna(), data["task"]) if target in frame.columns else ("", "")
     found = problems(frame, data, task, min_rows=max(4, round(2 / min(fraction, 1 - fraction))))
     if found:
-        raise PipelineError(f"{RAW_DATA}: " + "; ".join(found) + ".")
+        raise PipelineError(f"{raw}: " + "; ".join(found) + ".")
     numeric, categorical, ignored = column_roles(frame, target, data["drop"])
     unlabelled = int(frame[target].isna().sum())
     labelled = frame.dropna(subset=[target])
@@ -213,9 +216,9 @@ def prepare(params: dict) -> None:
             f"prepare: warning: not used as features: {listed}; add them to data.drop in params.yaml to say so, "
             "or turn them into features in your data (a date into year or weekday, say)."
         )
-    write_parquet(train, TRAIN_DATA)
-    write_parquet(test, TEST_DATA)
-    write_json(summary, SUMMARY_FILE)
+    write_parquet(train, prepared / TRAIN)
+    write_parquet(test, prepared / TEST)
+    write_json(summary, prepared / SUMMARY)
     print(
         f"prepare: {len(train)} training rows, {len(test)} test rows; "
         f"{len(numeric)} numeric and {len(categorical)} categorical features"
@@ -223,4 +226,4 @@ def prepare(params: dict) -> None:
 
 
 if __name__ == "__main__":
-    run(prepare)
+    run(prepare, "raw", "prepared")

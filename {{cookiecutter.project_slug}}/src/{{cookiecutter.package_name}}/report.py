@@ -30,18 +30,7 @@ from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
 from dvc_data.index import DataIndexError
 
-from .config import (
-    IMAGES,
-    LOWER_IS_BETTER,
-    METRICS,
-    METRICS_FILE,
-    PLOT_DATA,
-    RAW_DATA,
-    SUMMARY_FILE,
-    PipelineError,
-    run_main,
-    task_of,
-)
+from .config import IMAGES, LOWER_IS_BETTER, PLOT_DATA, SUMMARY, PipelineError, declared, run_main, score_names, task_of
 
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
@@ -143,10 +132,10 @@ def predictions_chart(sides: dict[str, dict], output: Path) -> Path | None:
     return path
 
 
-def read_plots(read: Callable[[Path], object]) -> dict:
+def read_plots(read: Callable[[Path], object], evaluation: Path) -> dict:
     plots = {}
     for name in (*CURVES, "confusion_matrix", "predictions"):
-        data = read(PLOT_DATA / f"{name}.json")
+        data = read(evaluation / PLOT_DATA / f"{name}.json")
         if data is not None:
             plots[name] = data
     return plots
@@ -171,7 +160,7 @@ def dvc_table(path: Path, command: str) -> str:
 def baseline_section(scores: dict) -> list[str]:
     """This change's headline scores beside those of a model that learnt nothing."""
     baseline = scores.get("baseline") or {}
-    names = [name for name in METRICS[task_of(scores)] if name in baseline and name in scores]
+    names = [name for name in score_names(scores) if name in baseline]
     if not names:
         return []
     lines = ["### Against a baseline that learnt nothing", ""]
@@ -194,11 +183,11 @@ def baseline_section(scores: dict) -> list[str]:
     return [*lines, "", verdict, ""]
 
 
-def raw_data_hash(lock_text: str | None) -> str | None:
+def raw_data_hash(lock_text: str | None, raw: Path) -> str | None:
     """The md5 of the raw data that dvc.lock says `prepare` read."""
     stages = (yaml.safe_load(lock_text) or {}).get("stages", {}) if lock_text else {}
     for dep in stages.get("prepare", {}).get("deps", []):
-        if dep.get("path") == str(RAW_DATA):
+        if dep.get("path") == str(raw):
             return dep.get("md5")
     return None
 
@@ -261,13 +250,17 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         deployed = dvc_table(
             output / "production.md", f"dvc metrics diff {production} --all --md --no-path --precision 4"
         )
+    # Where the stages wrote, as dvc.yaml declares it: evaluate's metrics file (in the directory
+    # of its plots), prepare's first dep (the raw data) and its output directory (the summary).
+    metrics_file, raw = declared("evaluate", "metrics")[0], declared("prepare", "deps")[0]
+    summary, evaluation = declared("prepare")[0] / SUMMARY, metrics_file.parent
     read_base, read_head = reader(base), reader(None)
-    scores = read_head(METRICS_FILE)
+    scores = read_head(metrics_file)
     if scores is None:
-        raise PipelineError(f"{METRICS_FILE} is missing; run `dvc repro` (or `dvc pull`) first.")
+        raise PipelineError(f"{metrics_file} is missing; run `dvc repro` (or `dvc pull`) first.")
     name = f"`{base_name}` at `{base}`" if base_name else f"`{base}`"
     lines = [f"## Model report: {WORKSPACE} vs {name}", ""]
-    if read_base(METRICS_FILE) is None:
+    if read_base(metrics_file) is None:
         lines += [f"> {name} has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
     lines += ["### Parameters", "", params or "No parameter changed.", ""]
     lines += ["### Metrics (test set)", "", metrics, ""]
@@ -275,17 +268,21 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
     if production:
         lines += [f"### Against the model in production (`{production}`)", "", deployed, ""]
     lock = Path("dvc.lock")
-    if raw_data_hash(git_file(base, "dvc.lock")) != raw_data_hash(lock.read_text() if lock.exists() else None):
-        lines += data_section(read_base(SUMMARY_FILE), read_head(SUMMARY_FILE))
+    head_lock = lock.read_text() if lock.exists() else None
+    if raw_data_hash(git_file(base, "dvc.lock"), raw) != raw_data_hash(head_lock, raw):
+        lines += data_section(read_base(summary), read_head(summary))
 
-    sides = {f"base ({base_name or base})": read_plots(read_base), WORKSPACE: read_plots(read_head)}
+    sides = {
+        f"base ({base_name or base})": read_plots(read_base, evaluation),
+        WORKSPACE: read_plots(read_head, evaluation),
+    }
     charts = [
         curve_chart("roc", sides, output),
         curve_chart("precision_recall", sides, output),
         confusion_chart(sides, output),
         predictions_chart(sides, output),
     ]
-    importance = IMAGES / "feature_importance.png"
+    importance = evaluation / IMAGES / "feature_importance.png"
     if importance.exists():
         charts.append(Path(shutil.copy(importance, output / "feature_importance.png")))
     lines += ["### Plots", ""] + [f"![{chart.stem}](./{chart.name})" for chart in charts if chart] + [""]

@@ -14,12 +14,15 @@ in the remote) trains nothing again.
 """
 
 import argparse
+import copy
 import hashlib
 import itertools
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,23 +31,24 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import yaml
 
 from .config import (
     LOWER_IS_BETTER,
-    METRICS,
-    METRICS_FILE,
+    PIPELINE_FILE,
     PipelineError,
+    declared,
     load_mapping,
     load_params,
     param,
     run_main,
-    task_of,
+    score_names,
+    stage_params,
 )
 
 SWEEP_FILE = Path("sweep.yaml")
 RESULTS_DIR = Path("sweep/results")
 REPORT_DIR = Path("sweep/report")
-KNOWN_METRICS = tuple(dict.fromkeys(name for names in METRICS.values() for name in names))
 DIRECTIONS = ("maximize", "minimize")
 RAN_STAGE = re.compile(r"^Running stage '([^']+)'", re.MULTILINE)
 
@@ -64,13 +68,68 @@ class Sweep:
         return [key for key, values in self.parameters.items() if len(values) > 1]
 
 
-def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
-    """sweep.yaml, checked against params.yaml before anything runs."""
+def metrics_file(pipeline: Path = PIPELINE_FILE) -> Path:
+    """The metrics file evaluate writes, as dvc.yaml declares it (beside dvc.yaml)."""
+    return pipeline.parent / declared("evaluate", "metrics", pipeline)[0]
+
+
+def with_values(params: dict, run: dict) -> dict:
+    """params.yaml with a run's values, as `dvc exp run -S` sets them."""
+    changed = copy.deepcopy(params)
+    for key, value in run.items():
+        *sections, last = key.split(".")
+        section = changed
+        for name in sections:
+            section = section[name]
+        section[last] = value
+    return changed
+
+
+def dotted(tree: dict, prefix: str = "") -> set[str]:
+    """The dotted keys of a nested mapping's values (`train.estimator`, `train.linear.C`)."""
+    keys = set()
+    for key, value in tree.items():
+        keys |= dotted(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}"}
+    return keys
+
+
+def read_keys(params: dict, pipeline: Path) -> set[str]:
+    """The params.yaml keys the stages of `pipeline` read with these params: DVC's own reading
+    (`stage_params`) of a copy of dvc.yaml beside these params, `${...}` resolved."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        (root / ".dvc").mkdir()
+        shutil.copy(pipeline, root / "dvc.yaml")
+        (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+        return dotted(stage_params(root=root, no_scm=True))
+
+
+def unread(sweep: Sweep, params: dict, pipeline: Path) -> list[str]:
+    """The swept keys that no stage reads in any of the sweep's combinations.
+
+    What a stage reads can depend on the values swept: train reads `train.${train.estimator}`, the
+    section of the estimator a combination chooses. So each combination is read as DVC would read
+    it, and a key counts as read when a stage reads it in at least one combination: a sweep of
+    train.estimator and train.random_forest.n_estimators is fine, as its random_forest runs differ
+    (its other runs repeat each other, and come back from the run-cache). A key read in none only
+    makes runs that differ in nothing a stage sees: identical rows, trained again for nothing.
+    """
+    read = set().union(*(read_keys(with_values(params, run), pipeline) for run in sweep.runs()))
+    return [key for key in sweep.parameters if key not in read]
+
+
+def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None, pipeline: Path = PIPELINE_FILE) -> Sweep:
+    """sweep.yaml, checked against params.yaml, dvc.yaml and the workspace's metrics before anything runs."""
     missing = ": declare the parameters to sweep there (see the README)."
     spec = load_mapping(path, missing, "with metric, direction, max_runs and parameters")
     metric, direction, cap = spec.get("metric"), spec.get("direction", "maximize"), spec.get("max_runs")
-    if metric not in KNOWN_METRICS:
-        raise PipelineError(f"{path}: metric must be one of {', '.join(KNOWN_METRICS)}, got {metric!r}.")
+    written = metrics_file(pipeline)
+    # The metrics are the names evaluate wrote into the workspace's metrics file; without one (a
+    # fresh clone), the first run's metrics.json is checked instead (see `run_share`).
+    known = score_names(json.loads(written.read_text(encoding="utf-8"))) if written.is_file() else None
+    if not isinstance(metric, str) or (known is not None and metric not in known):
+        choices = f"one of {', '.join(known)} (the scores in {written})" if known else f"a score of {written}"
+        raise PipelineError(f"{path}: metric must be {choices}, got {metric!r}.")
     if direction not in DIRECTIONS:
         raise PipelineError(f"{path}: direction must be maximize or minimize, got {direction!r}.")
     if direction != ("minimize" if metric in LOWER_IS_BETTER else "maximize"):
@@ -98,6 +157,18 @@ def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None) -> Sweep:
         raise PipelineError(
             f"{path}: the sweep has {len(sweep.runs())} combinations, over max_runs ({cap}); "
             "remove values or raise max_runs."
+        )
+    ignored = unread(sweep, params, pipeline)
+    if ignored:
+        chosen = params.get("train", {}).get("estimator")
+        fix = (
+            f"sweep train.estimator too, change train.estimator in params.yaml, or sweep keys of train.{chosen}"
+            if all(key.startswith("train.") for key in ignored)
+            else "add them to a stage's params in dvc.yaml, or sweep keys a stage reads"
+        )
+        raise PipelineError(
+            f"{path}: no stage reads {', '.join(ignored)} with the values swept (dvc.yaml's params), so runs "
+            f"differing there would be the same run; {fix}."
         )
     return sweep
 
@@ -148,7 +219,7 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
     with `push`, each run's outputs and run-cache go to the remote as soon as it ends (the
     experiment refs go to GitLab afterwards, with git: ci/pipeline.sh, push_experiment_refs)."""
     results.mkdir(parents=True, exist_ok=True)
-    done = []
+    done, written = [], metrics_file()
     for run in sweep.runs()[index - 1 :: total]:
         name = experiment_name(run)
         print(f"sweep: {name}: {', '.join(f'{key}={value}' for key, value in run.items())}", flush=True)
@@ -157,7 +228,7 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
         print(finished.stdout + finished.stderr, flush=True)
         result = {"name": name, "params": run, "ran": RAN_STAGE.findall(finished.stdout + finished.stderr)}
         if finished.returncode == 0:
-            result["metrics"] = json.loads(METRICS_FILE.read_text(encoding="utf-8"))
+            result["metrics"] = json.loads(written.read_text(encoding="utf-8"))
             result["ref"] = experiment_ref(name)
             if push:
                 push_results(name)
@@ -165,6 +236,7 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
             result["error"] = first_error(finished.stdout + finished.stderr)
         (results / f"{name}.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
         done.append(result)
+        task_metrics(sweep, [result for result in done if "metrics" in result])  # a metric no run has stops here
     return done
 
 
@@ -199,7 +271,7 @@ def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
         rev = found.get(name)
         result = {"name": name, "params": run, "ran": []}
         if rev is not None and not rev.get("error"):
-            result["metrics"] = rev["data"]["metrics"][str(METRICS_FILE)]["data"]
+            result["metrics"] = rev["data"]["metrics"][str(declared("evaluate", "metrics")[0])]["data"]
             result["ref"] = experiment_ref(name)
         else:
             logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
@@ -212,14 +284,17 @@ def read_results(results: Path) -> list[dict]:
     return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(results.glob("*.json"))]
 
 
-def task_metrics(sweep: Sweep, good: list[dict]) -> tuple[str, ...]:
-    """The metrics evaluate wrote for the runs' task; the sweep's metric must be one of them."""
+def task_metrics(sweep: Sweep, good: list[dict]) -> list[str]:
+    """The metrics evaluate wrote for the runs (the first run's metrics.json); the sweep's metric
+    must be one of them."""
     if not good:
-        return (sweep.metric,)
-    task = task_of(good[0]["metrics"])
-    if sweep.metric not in METRICS[task]:
-        raise PipelineError(f"{SWEEP_FILE}: a {task} has no {sweep.metric}; rank by one of {', '.join(METRICS[task])}.")
-    return METRICS[task]
+        return [sweep.metric]
+    names = score_names(good[0]["metrics"])
+    if sweep.metric not in names:
+        raise PipelineError(
+            f"{SWEEP_FILE}: the runs' metrics have no {sweep.metric}; rank by one of {', '.join(names)}."
+        )
+    return names
 
 
 def ranked(sweep: Sweep, results: list[dict]) -> tuple[list[dict], list[dict]]:

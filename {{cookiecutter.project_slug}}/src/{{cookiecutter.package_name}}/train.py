@@ -12,6 +12,7 @@ import math
 import numbers
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +29,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from .config import MODEL_FILE, SUMMARY_FILE, TRAIN_DATA, PipelineError, param, read_summary, run, seed
+from .config import SUMMARY, TRAIN, PipelineError, param, read_summary, run, seed
 from .model_file import as_model_input, save_model, threads_for
 
 # One (classifier, regressor) per choice of train.estimator, each taking that section's keys.
@@ -48,7 +49,8 @@ ONE_HOT_CATEGORIES = 20
 NATIVE_CATEGORIES = 254
 
 
-def build_estimator(params: dict, task: str) -> BaseEstimator:
+def build_estimator(params: dict, task: str) -> tuple[str, BaseEstimator]:
+    """(the params.yaml section it is made from, `train.<train.estimator>`; the estimator)."""
     name = param(params, "train.estimator")
     if name not in ESTIMATORS:
         raise PipelineError(f"params.yaml: train.estimator {name!r} is unknown; choose one of {', '.join(ESTIMATORS)}.")
@@ -62,7 +64,7 @@ def build_estimator(params: dict, task: str) -> BaseEstimator:
         raise PipelineError(f"params.yaml: train.{name}.C must be positive, got 0.")
     make = ESTIMATORS[name][task == "regression"]
     try:
-        return make(random_state=seed(params), **hyper)
+        return f"train.{name}", make(random_state=seed(params), **hyper)
     except TypeError as error:
         raise PipelineError(f"params.yaml: train.{name} has a key the estimator does not accept: {error}.") from error
 
@@ -136,11 +138,12 @@ def fit_in_steps(estimator: BaseEstimator, features, labels, progress: Progress)
     estimator.set_params(warm_start=False)
 
 
-def train(params: dict) -> None:
-    summary = read_summary(SUMMARY_FILE)
-    estimator = build_estimator(params, summary["task"])
+def train(params: dict, prepared: Path, model: Path) -> None:
+    """The estimator fitted on `prepared`'s training set, with its preprocessing, saved as `model`."""
+    summary = read_summary(prepared / SUMMARY)
+    section, estimator = build_estimator(params, summary["task"])
     columns = preprocessing(estimator, summary)
-    frame = as_model_input(pd.read_parquet(TRAIN_DATA), summary)
+    frame = as_model_input(pd.read_parquet(prepared / TRAIN), summary)
     labels = frame[summary["target"]]
     started = time.monotonic()
     try:
@@ -152,9 +155,8 @@ def train(params: dict) -> None:
         # lives in a private module but subclasses ValueError (and TypeError), so catch ValueError.
         # `prepare` has checked the data, so a ValueError here is almost always a hyper-parameter;
         # not TypeError too, which would dress up a bug in this code as a params.yaml problem.
-        raise PipelineError(f"params.yaml: train.{params['train']['estimator']}: {error}") from error
-    model = Pipeline([("columns", columns), ("estimator", estimator)])
-    save_model(model, MODEL_FILE)
+        raise PipelineError(f"params.yaml: {section}: {error}") from error
+    save_model(Pipeline([("columns", columns), ("estimator", estimator)]), model)
     print(
         f"train: fitted {type(estimator).__name__} on {len(labels)} rows and {features.shape[1]} columns "
         f"in {time.monotonic() - started:.1f} s"
@@ -162,4 +164,4 @@ def train(params: dict) -> None:
 
 
 if __name__ == "__main__":
-    run(train)
+    run(train, "prepared", "model")
