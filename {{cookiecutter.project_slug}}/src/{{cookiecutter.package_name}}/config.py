@@ -48,22 +48,25 @@ class PipelineError(Exception):
     """A problem in the inputs that the user can fix; the message says how."""
 
 
-def load_mapping(path: Path, if_missing: str, holding: str) -> dict:
-    """A YAML file that holds a mapping; each way it can be wrong is one sentence naming the file."""
+def read_yaml_mapping(path: Path, *, mapping_of: str, missing_hint: str) -> dict:
+    """A YAML file that must hold a mapping (`mapping_of`: of what); each way it can be wrong is one
+    sentence naming the file, a missing one followed by `missing_hint`."""
     try:
         mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
-        raise PipelineError(f"{path} is missing{if_missing}") from error
+        raise PipelineError(f"{path} is missing{missing_hint}") from error
     except yaml.YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(mapping, dict):
-        raise PipelineError(f"{path} must be a mapping {holding}.")
+        raise PipelineError(f"{path} must be a mapping {mapping_of}.")
     return mapping
 
 
 def load_params(path: Path = PARAMS_FILE) -> dict:
     """All of params.yaml, including keys no stage reads (the sweep checks its keys against it)."""
-    return load_mapping(path, "; run the pipeline from the project root.", "of parameter names to values")
+    return read_yaml_mapping(
+        path, mapping_of="of parameter names to values", missing_hint="; run the pipeline from the project root."
+    )
 
 
 def stage_params(*stages: str, root: Path | str = ".", no_scm: bool = False) -> dict:
@@ -84,7 +87,8 @@ def stage_params(*stages: str, root: Path | str = ".", no_scm: bool = False) -> 
 def declared(stage: str, field: str = "outs", pipeline: Path = PIPELINE_FILE) -> list[Path]:
     """The paths dvc.yaml lists under `field` (deps, outs, metrics) of `stage`, in its order:
     where code that is not a stage (predict, the report, the sweep) finds what a stage wrote."""
-    stages = load_mapping(pipeline, "; run this from the project root.", "of stages").get("stages") or {}
+    pipeline_map = read_yaml_mapping(pipeline, mapping_of="of stages", missing_hint="; run this from the project root.")
+    stages = pipeline_map.get("stages") or {}
     entries = (stages.get(stage) or {}).get(field) or []
     if not entries:
         raise PipelineError(f"{pipeline}: stage '{stage}' declares no {field}; restore it from the template.")

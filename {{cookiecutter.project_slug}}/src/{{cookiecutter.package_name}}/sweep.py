@@ -38,9 +38,9 @@ from .config import (
     PIPELINE_FILE,
     PipelineError,
     declared,
-    load_mapping,
     load_params,
     param,
+    read_yaml_mapping,
     run_main,
     score_names,
     stage_params,
@@ -121,7 +121,7 @@ def unread(sweep: Sweep, params: dict, pipeline: Path) -> list[str]:
 def load_sweep(path: Path = SWEEP_FILE, params: dict | None = None, pipeline: Path = PIPELINE_FILE) -> Sweep:
     """sweep.yaml, checked against params.yaml, dvc.yaml and the workspace's metrics before anything runs."""
     missing = ": declare the parameters to sweep there (see the README)."
-    spec = load_mapping(path, missing, "with metric, direction, max_runs and parameters")
+    spec = read_yaml_mapping(path, mapping_of="with metric, direction, max_runs and parameters", missing_hint=missing)
     metric, direction, cap = spec.get("metric"), spec.get("direction", "maximize"), spec.get("max_runs")
     written = metrics_file(pipeline)
     # The metrics are the names evaluate wrote into the workspace's metrics file; without one (a
