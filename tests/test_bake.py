@@ -23,6 +23,7 @@ hook = pre_gen_hook()
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
 DATASETS = QUESTIONS["dataset"]
 PYTHON_VERSIONS = QUESTIONS["python_version"]
+PROJECT_DIR = "{{cookiecutter.project_slug}}"  # the mirror's script, which the default bake leaves out
 DEFAULT_SLUG = slugify(QUESTIONS["project_name"])  # the same filter cookiecutter.json applies
 TEMPLATE_SYNTAX = ("{{ cookiecutter.", "{{cookiecutter.", "{%")
 PARSERS = {
@@ -373,7 +374,7 @@ def test_dvc_yaml_is_the_one_place_the_stage_paths_are_written(default_project):
         assert given and given <= paths, (name, stage["cmd"])
         declared = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in stage["deps"] + stage["outs"]]
         assert all(any(path.startswith(arg) for arg in given) for path in declared if not path.startswith("src/"))
-    for module in sorted((default_project / "src").rglob("*.py")) + [default_project / "ci/mlflow_mirror.py"]:
+    for module in sorted((default_project / "src").rglob("*.py")) + [TEMPLATE / PROJECT_DIR / "ci/mlflow_mirror.py"]:
         tree = ast.parse(module.read_text(encoding="utf-8"))
         scopes = (ast.Module, ast.FunctionDef, ast.ClassDef)
         docstrings = {

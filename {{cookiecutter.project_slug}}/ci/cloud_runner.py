@@ -33,7 +33,8 @@ from gitlab_api import ApiError, Fail, GitLab, run
 
 # Credentials the terraform provider behind CML reads for each cloud (they also reach the VM). On
 # AWS under names of their own: the jobs' AWS_ACCESS_KEY_ID is the S3 key, which the train job
-# on the machine receives from GitLab; the `.cml` jobs' before_script (ci/cloud-runner.gitlab-ci.yml) hands these to CML.
+# on the machine receives from GitLab; the `.cml` jobs' before_script (ci/cloud-runner.gitlab-ci.yml)
+# hands these to CML.
 CLOUD_CREDENTIALS = {
     "aws": ["TRAIN_CLOUD_AWS_ACCESS_KEY_ID", "TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY"],
     "gcp": ["GOOGLE_APPLICATION_CREDENTIALS_DATA"],
