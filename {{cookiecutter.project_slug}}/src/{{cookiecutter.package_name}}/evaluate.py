@@ -23,6 +23,7 @@ matplotlib.use("Agg")  # stages run headless, in CI too
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from joblib import parallel_config
 from sklearn import metrics
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.inspection import permutation_importance
@@ -159,9 +160,14 @@ def importances(model, features, labels, random_state: int = 0) -> tuple[np.ndar
     on a fixed sample of the test rows."""
     sample = features.sample(n=min(IMPORTANCE_ROWS, len(labels)), random_state=random_state)
     # Permutation importance predicts on a small table many times: OpenMP's start-up for each
-    # call costs more than it saves, and on a busy machine several times the whole work.
-    with threadpool_limits(1, user_api="openmp"):
-        result = permutation_importance(model, sample, labels[sample.index], n_repeats=3, random_state=random_state)
+    # call costs more than it saves, and on a busy machine several times the whole work. The
+    # columns are shuffled on all cores instead, in threads (the trees' predictions release the
+    # GIL; processes would import scikit-learn again); every column's shuffles come from one seed
+    # drawn before, so the result is the same on any number of threads.
+    with threadpool_limits(1, user_api="openmp"), parallel_config(backend="threading"):
+        result = permutation_importance(
+            model, sample, labels[sample.index], n_repeats=3, random_state=random_state, n_jobs=-1
+        )
     title = f"Permutation importance on {len(sample):,} of {len(labels):,} test rows (seed {random_state})"
     return result.importances_mean, title
 
