@@ -89,6 +89,11 @@ class Subject:
     gitlab: LocalGitLab
     jobs: tuple[str, ...]
 
+    @property
+    def prunes_uv_cache(self) -> bool:
+        """Whether its test job keeps only what PyPI cannot give again in the uv cache it uploads."""
+        return "uv cache prune --ci" in (self.gitlab.project / ".gitlab-ci.yml").read_text(encoding="utf-8")
+
 
 def open_subject(
     stack: ExitStack, label: str, workdir: Path, endpoint: str, dataset: str, template: Path, runner=LocalGitLab

@@ -186,7 +186,27 @@ def measure_installs(project: Path, runs: int, scratch: Path, uv_version: str) -
         run(["unzip", "-q", "-d", str(restored), str(zipped)], scratch)
 
     unzip_seconds = timed(unzip, runs)
+    # What a test job that runs `uv cache prune --ci` uploads: only wheels built from source.
+    pruned, pruned_zip = scratch / "uv-cache-pruned", scratch / "uv-cache-pruned.zip"
+    shutil.rmtree(pruned, ignore_errors=True)
+    shutil.copytree(cache, pruned, symlinks=True)
+    run([uv, "cache", "prune", "--ci"], project, {**env, "UV_CACHE_DIR": str(pruned)})
+    pruned_zip.unlink(missing_ok=True)
+    run(["zip", "-q", "-r", str(pruned_zip), pruned.name], scratch)
+
+    def unzip_pruned():
+        shutil.rmtree(restored, ignore_errors=True)
+        run(["unzip", "-q", "-d", str(restored), str(pruned_zip)], scratch)
+
+    def install_pruned():
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.copytree(pruned, cache, symlinks=True)
+        install(False)
+
     return {
+        "pruned unzip": timed(unzip_pruned, runs),
+        "pruned zip MB": pruned_zip.stat().st_size / 1e6,
+        "install pruned": [timed(install_pruned, 1)[0] for _ in range(runs)],
         "pip install uv": pip_uv,
         "install cold": cold,
         "install warm": warm,
@@ -291,28 +311,33 @@ def budget(subjects, steps, timings, clone_s, clone_mb, installs, runs) -> str:
     add(f"pull {PYTHON_IMAGE} (per Python job)", est, [python_pull * len(jobs) for jobs in python_jobs])
     add(f"pull {CML_IMAGE} (comment job)", est, [IMAGES_MB[CML_IMAGE][0] / PULL_MB_PER_S for _ in columns])
     add(f"clone --depth {GIT_DEPTH} (per job)", "measured", [median(clone_s) * n for n in n_jobs])
-    download = installs["zip MB"] / CACHE_MB_PER_S
+    # A template whose test job prunes the cache (`uv cache prune --ci`) restores the pruned one.
+    prunes = [subject.prunes_uv_cache for subject, _ in columns]
+    zip_mb = [installs["pruned zip MB"] if p else installs["zip MB"] for p in prunes]
     add(
         "uv cache download (per Python job, restored)",
         est,
-        [download * len(j) * r for j, r in zip(python_jobs, restored, strict=True)],
+        [mb / CACHE_MB_PER_S * len(j) * r for mb, j, r in zip(zip_mb, python_jobs, restored, strict=True)],
     )
-    unzip = median(installs["unzip"])
+    unzips = [median(installs["pruned unzip"] if p else installs["unzip"]) for p in prunes]
     add(
         "uv cache unzip (per Python job, restored)",
         "measured",
-        [unzip * len(j) * r for j, r in zip(python_jobs, restored, strict=True)],
+        [unzip * len(j) * r for unzip, j, r in zip(unzips, python_jobs, restored, strict=True)],
     )
     add(
         "pip install uv (per Python job)",
         "measured",
         [median(installs["pip install uv"]) * len(j) for j in python_jobs],
     )
-    cold, warm = median(installs["install cold"]), median(installs["install warm"])
+    cold, warm, after_prune = (median(installs[key]) for key in ("install cold", "install warm", "install pruned"))
     add(
-        "uv venv + uv pip install (per Python job: cold / warm cache)",
+        "uv venv + uv pip install (per Python job: cold / restored cache, whole or pruned)",
         "measured",
-        [(warm if r else cold) * len(j) for j, r in zip(python_jobs, restored, strict=True)],
+        [
+            ((after_prune if p else warm) if r else cold) * len(j)
+            for j, r, p in zip(python_jobs, restored, prunes, strict=True)
+        ],
     )
     categories = [SETUP, *(name for name, _ in CATEGORIES)]
     for category in categories:
