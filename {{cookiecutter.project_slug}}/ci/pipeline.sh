@@ -1,7 +1,7 @@
 # Sourced by every job (`source ci/pipeline.sh`): which kind of pipeline this is, read from
 # GitLab's predefined variables in this one place, and the steps the jobs call. Steps that decide
 # something print it (`BASE=$(report_base)`); a guard prints one line and ends the job: `fail`
-# with an error, `skip` successfully. The add-ons' steps are in ci/sweeps.sh and ci/registry.sh.
+# with an error, `skip` successfully. An add-on's own steps are in its ci/*.sh (sweeps, registry).
 
 fail() {
   echo "error: $*" >&2
@@ -17,7 +17,7 @@ is_merge_request() {
   [ "${CI_PIPELINE_SOURCE:-}" = "merge_request_event" ]
 }
 
-# Tag pipelines run only for the model registry's tags (workflow rules); see "registry" below.
+# Tag pipelines run only for the model registry's tags (workflow rules; ci/registry.sh).
 is_tag() {
   [ -n "${CI_COMMIT_TAG:-}" ]
 }

@@ -17,7 +17,6 @@ fetch_registry_tags() {
     fail "cannot fetch the model registry's tags from ${1:-origin}."
 }
 
-
 # The version the registry has in production (nothing if none), which the merge request's report
 # also compares with; its tags come from the target project, whose registry it is.
 production_version() {
