@@ -283,7 +283,7 @@ skip_unless_report_can_be_posted() {
   if runs_in_fork; then
     skip "This pipeline runs in the fork, without the target project's REPO_TOKEN: no comment is posted (a maintainer can run the pipeline in the target project from the merge request)."
   fi
-  [ -f "${1:-report/report.md}" ] || skip "No report was built in this pipeline (see the job before this one), so nothing is posted."
+  [ -f "${1:-report/report.md}" ] || skip "No report was built in this pipeline (the log of the job that builds it says why), so nothing is posted."
 }
 
 describe_pipeline
