@@ -88,11 +88,7 @@ class Subject:
     label: str
     gitlab: LocalGitLab
     jobs: tuple[str, ...]
-
-    @property
-    def prunes_uv_cache(self) -> bool:
-        """Whether its test job keeps only what PyPI cannot give again in the uv cache it uploads."""
-        return "uv cache prune --ci" in (self.gitlab.project / ".gitlab-ci.yml").read_text(encoding="utf-8")
+    prunes_uv_cache: bool  # its test job keeps only what PyPI cannot give again in the uv cache
 
 
 def open_subject(
@@ -106,7 +102,8 @@ def open_subject(
     trained = ran_stages(main_pipeline.job_log("train")) == ["prepare", "train", "evaluate"]
     if main_pipeline.returncode != 0 or not trained:
         sys.exit(f"{label}: main's pipeline failed or did not train\n{main_pipeline.output}")
-    return Subject(label, gitlab, merge_request_jobs(project))
+    prunes = "uv cache prune --ci" in (project / ".gitlab-ci.yml").read_text(encoding="utf-8")
+    return Subject(label, gitlab, merge_request_jobs(project), prunes)
 
 
 def commit_leaves(gitlab: LocalGitLab, branch: str, count: int) -> str:
