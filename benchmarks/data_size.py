@@ -55,13 +55,14 @@ REPRO, FIT, REPORT = "cold `dvc repro`", "fit alone", "report"
 
 FIT_ALONE = """
 import time
+from pathlib import Path
 import pandas as pd
 from sklearn.pipeline import Pipeline
 from {package}.config import read_summary, stage_params
 from {package}.model_file import as_model_input
 from {package}.train import build_estimator, preprocessing
 
-params, summary = stage_params("train"), read_summary("data/prepared/summary.json")
+params, summary = stage_params("train"), read_summary(Path("data/prepared/summary.json"))
 frame = as_model_input(pd.read_parquet("data/prepared/train.parquet"), summary)
 _, estimator = build_estimator(params, summary["task"])
 model = Pipeline([("columns", preprocessing(estimator, summary)), ("estimator", estimator)])
