@@ -1,5 +1,7 @@
 """Finish the baked project without network access and without DVC or git being required.
 
+Each add-on not chosen loses its files through one `remove_*` function (its include file, its
+scripts, its module and tests); the baked README and .gitlab-ci.yml leave it out by themselves.
 The raw dataset is registered with DVC the way `dvc add` would (a `.dvc` file plus a copy in the
 DVC cache), so the project's first commit already versions the data, and `dvc push` uploads it.
 """
