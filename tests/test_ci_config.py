@@ -106,7 +106,7 @@ def test_generated_ci_file_is_valid_for_gitlab(bake, answers):
     add_origin(project)
     listing = gitlab_ci_local(project, "--list").stdout
     listed = [line.split()[0] for line in listing.splitlines()[1:] if line.strip()]
-    assert listed == ["test", "train", "register", "promote"], listing  # report and comment are MR-only
+    assert listed == ["test", "train", "register", "promote"], listing  # comment is MR-only
 
     if "python_version" in answers:  # the jobs run on the Python the project was made for
         assert load(project)["variables"]["PYTHON_IMAGE"] == f"python:{answers['python_version']}"
