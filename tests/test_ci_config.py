@@ -14,8 +14,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ci_file import CI_FILE, add_origin, check_jsonschema, gitlab_ci_local, included_files, list_json, load
-from harness.gitlab import PROJECT_ID, merge_request_variables
+from harness.ci_file import (
+    CI_FILE,
+    add_origin,
+    branch,
+    check_jsonschema,
+    gitlab_ci_local,
+    included_files,
+    list_json,
+    load,
+    merge_request,
+    tag,
+)
 from harness.project import TEMPLATE, bake_defaults, project_env, run
 
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
@@ -31,35 +41,25 @@ VARIANTS = {
     "cyrillic-name": {"project_name": "Классификатор опухолей", "author_name": "Анна Петрова"},
 }
 
-# Pipeline kinds, as the variables GitLab sets for them (gitlab-ci-local sets CI_COMMIT_BRANCH to
-# the checked-out branch and CI_PIPELINE_SOURCE to push unless told otherwise).
-MERGE_REQUEST = {
-    "variables": merge_request_variables("feature", runs_in=PROJECT_ID),
-    "unset": ["CI_COMMIT_BRANCH"],  # real GitLab leaves it unset in MR pipelines
-}
-BRANCH_PUSH = {"variables": {"CI_PIPELINE_SOURCE": "push"}, "unset": []}
-
-
-def tag_push(tag: str) -> dict:
-    variables = {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": tag, "CI_COMMIT_REF_NAME": tag}
-    return {"variables": variables, "unset": ["CI_COMMIT_BRANCH"]}  # GitLab leaves it unset for tags
-
+# Pipeline kinds, as the variables GitLab sets for them (harness.ci_file).
+MERGE_REQUEST = merge_request()
+BRANCH_PUSH = branch("main")
 
 WORKFLOW_SCENARIOS = {
     "branch-push-without-merge-request": (BRANCH_PUSH, "on_success"),
     # The MR pipeline of the same commit covers it: no duplicate pipeline.
     "branch-push-with-open-merge-request": (
-        {"variables": {"CI_PIPELINE_SOURCE": "push", "CI_OPEN_MERGE_REQUESTS": "ml/demo!1"}, "unset": []},
+        {"variables": {**BRANCH_PUSH["variables"], "CI_OPEN_MERGE_REQUESTS": "ml/demo!1"}, "unset": []},
         "never",
     ),
     "merge-request-event": (MERGE_REQUEST, "on_success"),
     # The model registry's tags (GTO) start a pipeline (tests/test_tag_pipelines.py: its jobs) ...
-    "version-tag-push": (tag_push("model@v0.1.0"), "on_success"),
-    "stage-tag-push": (tag_push("model#production#3"), "on_success"),
-    "unassignment-tag-push": (tag_push("model#staging!#4"), "on_success"),
+    "version-tag-push": (tag("model@v0.1.0"), "on_success"),
+    "stage-tag-push": (tag("model#production#3"), "on_success"),
+    "unassignment-tag-push": (tag("model#staging!#4"), "on_success"),
     # ... and no other tag does.
-    "tag-push": (tag_push("v1.0.0"), "never"),
-    "tag-push-of-another-artifact": (tag_push("data@v1.0.0"), "never"),
+    "tag-push": (tag("v1.0.0"), "never"),
+    "tag-push-of-another-artifact": (tag("data@v1.0.0"), "never"),
 }
 
 

@@ -11,29 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci_file import add_origin, listed_jobs, load
-from harness.gitlab import FORK_ID, PROJECT_ID, merge_request_variables
+from harness.ci_file import add_origin, branch, listed_jobs, load, merge_request, tag
+from harness.gitlab import FORK_ID, PROJECT_ID
 from harness.project import bake_defaults
 
 CHOICES = ["gitlab", "tagged", "gitlab-hosted", "cml"]
-PROTECTED_BRANCH = {"variables": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_REF_PROTECTED": "true"}, "unset": []}
-MERGE_REQUEST = {  # from an unprotected branch of this project, as most are
-    "variables": {**merge_request_variables("feature", runs_in=PROJECT_ID), "CI_COMMIT_REF_PROTECTED": "false"},
-    "unset": ["CI_COMMIT_BRANCH"],
-}
-FORK_IN_FORK = {
-    "variables": {**merge_request_variables("feature", source_project=FORK_ID, runs_in=FORK_ID)},
-    "unset": ["CI_COMMIT_BRANCH"],
-}
-FORK_IN_PARENT = {
-    "variables": {**merge_request_variables("feature", source_project=FORK_ID, runs_in=PROJECT_ID)},
-    "unset": ["CI_COMMIT_BRANCH"],
-}
-ALL_BRANCHES = {"TRAIN_CLOUD_ON_UNPROTECTED_REFS": "true"}
 
 
 def scenario(base: dict, **variables: str) -> dict:
     return {"variables": {**base["variables"], **variables}, "unset": base["unset"]}
+
+
+PROTECTED_BRANCH = branch("main", protected=True)
+MERGE_REQUEST = scenario(merge_request(), CI_COMMIT_REF_PROTECTED="false")  # an unprotected branch, as most are
+FORK_IN_FORK = merge_request(source=FORK_ID, runs_in=FORK_ID)
+FORK_IN_PARENT = merge_request(source=FORK_ID, runs_in=PROJECT_ID)
+ALL_BRANCHES = {"TRAIN_CLOUD_ON_UNPROTECTED_REFS": "true"}
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +119,5 @@ def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(pro
 
 
 def test_tag_pipelines_launch_nothing(projects):
-    tag = {"variables": {"CI_PIPELINE_SOURCE": "push", "CI_COMMIT_TAG": "model@v0.1.0"}, "unset": ["CI_COMMIT_BRANCH"]}
-    jobs = plan(projects["cml"], scenario(tag, CI_COMMIT_REF_PROTECTED="true"))
+    jobs = plan(projects["cml"], tag("model@v0.1.0", CI_COMMIT_REF_PROTECTED="true"))
     assert not {"launch-runner", "train", "remove-runner"} & set(jobs), jobs
