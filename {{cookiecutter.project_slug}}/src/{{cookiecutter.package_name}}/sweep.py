@@ -271,7 +271,7 @@ def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
         rev = found.get(name)
         result = {"name": name, "params": run, "ran": []}
         if rev is not None and not rev.get("error"):
-            result["metrics"] = rev["data"]["metrics"][str(declared("evaluate", "metrics")[0])]["data"]
+            result["metrics"] = rev["data"]["metrics"][str(metrics_file())]["data"]
             result["ref"] = experiment_ref(name)
         else:
             logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
