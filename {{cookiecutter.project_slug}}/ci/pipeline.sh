@@ -118,29 +118,24 @@ prepare_remote() {
       skip "The remote does not allow anonymous reads, so training is skipped (the tests ran). A maintainer can run this merge request's pipeline in the target project, with its variables."
     fi
     echo "$pulled" >&2
+    local remote url bucket objects
+    read -r remote url bucket objects <<<"$(remote_facts)"
     if refused "$pulled"; then
-      local bucket objects
-      read -r bucket objects <<<"$(remote_arns)"
-      fail "cannot read $(remote_name): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows s3:ListBucket on $bucket and s3:GetObject (and s3:PutObject) on $objects (README, 'The S3 remote')."
+      fail "cannot read the DVC remote '$remote' ($url): access denied: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be a valid key whose policy allows s3:ListBucket on $bucket and s3:GetObject (and s3:PutObject) on $objects (README, 'The S3 remote')."
     fi
-    fail "cannot read $(remote_name): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
+    fail "cannot read the DVC remote '$remote' ($url): check the AWS_* CI/CD variables, the bucket name and endpoint, and that the data was pushed with 'dvc push'."
   fi
 }
 
-# For messages: "the DVC remote 'storage' (s3://bucket/prefix)".
-remote_name() {
-  local remote
+# For messages: the default remote's name and URL, and the ARNs of the README's policy ('The S3
+# remote'), the bucket's and its objects', on one line (none of them holds a space).
+remote_facts() {
+  local remote url path
   remote=$(dvc remote default)
-  echo "the DVC remote '$remote' ($(dvc config "remote.$remote.url"))"
-}
-
-# For messages: the ARNs of the README's policy ('The S3 remote'), the bucket's and its objects'.
-remote_arns() {
-  local path
-  path=$(dvc config "remote.$(dvc remote default).url")
-  path="${path#s3://}"
+  url=$(dvc config "remote.$remote.url")
+  path="${url#s3://}"
   path="${path%/}"
-  echo "arn:aws:s3:::${path%%/*} arn:aws:s3:::$path/*"
+  echo "$remote $url arn:aws:s3:::${path%%/*} arn:aws:s3:::$path/*"
 }
 
 # Whether DVC's output $1 says S3 refused the key (403: AccessDenied, or a bare Forbidden for HEAD).
@@ -165,12 +160,12 @@ retry_push() {
     if [ "$attempt" -lt 3 ]; then sleep $((5 * attempt)); fi # a network blip may pass meanwhile
   done
   echo "$output" >&2
+  local remote url bucket objects
+  read -r remote url bucket objects <<<"$(remote_facts)"
   if refused "$output"; then
-    local bucket objects
-    read -r bucket objects <<<"$(remote_arns)"
-    fail "'$*' was refused by $(remote_name): the CI key needs s3:PutObject on $objects, besides s3:GetObject there and s3:ListBucket on $bucket (README, 'The S3 remote')."
+    fail "'$*' was refused by the DVC remote '$remote' ($url): the CI key needs s3:PutObject on $objects, besides s3:GetObject there and s3:ListBucket on $bucket (README, 'The S3 remote')."
   fi
-  fail "'$*' failed 3 times against $(remote_name) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
+  fail "'$*' failed 3 times against the DVC remote '$remote' ($url) (DVC's errors are above): run the job again; it sends only what is missing, and no run-cache entry went up before its outputs."
 }
 
 # The CI's endpoint override (a committed endpointurl would win over AWS_ENDPOINT_URL_S3; the local
