@@ -191,3 +191,29 @@ def test_each_refusal_is_one_line_and_pushes_no_tag(project):
     assert "model#production#2 to origin" in refused
     assert project.git("tag", "--list", "model#production*") == ""  # deleted here too: a retry starts clean
     assert project.origin_tags() == {"model@v0.1.0", "model#staging#1"}
+
+
+def test_fetch_refuses_a_crafted_model_and_keeps_nothing(project, tmp_path):
+    """Anyone who can push a tag chooses the file behind a version: one that would run a command when
+    it predicts (the baked project's tests/crafted.py) is refused by `fetch`, which writes nothing."""
+    project.commit_trained(31)
+    marker = tmp_path / "marker"
+    craft = (
+        "import pandas as pd; from pathlib import Path; from tests.crafted import crafted_model; "
+        "rows = pd.read_csv('data/raw/dataset.csv').head(); "
+        f"crafted_model(Path('{MODEL}'), Path('{marker}'), 'method', rows, rows.columns[0])"
+    )
+    run(["python", "-c", craft], project.path, project.env)
+    run(["dvc", "commit", "--force", "--quiet", "train"], project.path, project.env)
+    run(["dvc", "push", "--quiet"], project.path, project.env)
+    project.git("commit", "--quiet", "-am", "A model from somewhere else")
+    project.git("tag", "--annotate", "model@v0.2.0", "--message", "Registering artifact model version v0.2.0")
+    project.git("push", "--quiet", "origin", "main", "model@v0.2.0")
+
+    consumer = tmp_path / "consumer"
+    consumer.mkdir()
+    fetch = ["fetch", "v0.2.0", "--repo", str(project.origin), "--out", "model.skops"]
+    refused = assert_refused(project.registry(*fetch, cwd=consumer, check=False), "model v0.2.0 is refused: it names")
+    assert "sklearn.utils._testing.check_output" in refused
+    assert list(consumer.iterdir()) == [] and not marker.exists()
+

@@ -323,7 +323,8 @@ def current(tag: str, environment: str) -> None:
 
 def fetch(target: str, out: Path | None, repo: str | None) -> None:
     """Resolve the version (or the stage's version) from the repository's tags, download its model
-    from the DVC remote, and check it against that commit's dvc.lock."""
+    from the DVC remote, check it against that commit's dvc.lock, and load it (`load_model`: a
+    file that could run code is refused and deleted, having run nothing)."""
     url = repo or git("remote", "get-url", "origin")
     if Path(url).exists():
         url = str(Path(url).resolve())
@@ -343,11 +344,23 @@ def fetch(target: str, out: Path | None, repo: str | None) -> None:
         path = artifact_path(git("show", f"{tag}:dvc.yaml", cwd=tags_only))
         expected = locked_md5(git("show", f"{tag}:dvc.lock", cwd=tags_only), path)
     out = out or Path(Path(path).name)
-    result = command(["dvc", "artifacts", "get", url, ARTIFACT, "--rev", version, "--out", str(out), "--force"])
-    if result.returncode != 0:
-        raise PipelineError(f"dvc artifacts get failed for {ARTIFACT} {version}: {last_line(result)}")
-    if md5(out) != expected:
-        raise PipelineError(f"{out} has md5 {md5(out)}, but dvc.lock of {tag} names {expected}: fetch it again.")
+    from .model_file import load_model  # here: the other commands need no scikit-learn
+
+    # Downloaded beside `out` and moved there only once checked: whoever pushed the tag chose the
+    # file, so it is loaded as `predict` would load it, and one that could run code is deleted.
+    fetched = out.with_name(out.name + ".partial")
+    try:
+        result = command(["dvc", "artifacts", "get", url, ARTIFACT, "--rev", version, "--out", str(fetched), "--force"])
+        if result.returncode != 0:
+            raise PipelineError(f"dvc artifacts get failed for {ARTIFACT} {version}: {last_line(result)}")
+        if md5(fetched) != expected:
+            found = md5(fetched)
+            raise PipelineError(f"{out} has md5 {found}, but dvc.lock of {tag} names {expected}: fetch it again.")
+        load_model(fetched)
+    except PipelineError as error:
+        fetched.unlink(missing_ok=True)
+        raise PipelineError(str(error).replace(str(fetched), f"{ARTIFACT} {version}")) from error
+    fetched.replace(out)
     print(f"{ARTIFACT} {version}{where}, commit {commit[:8]}: {out} (md5 {expected}, as in its dvc.lock).")
 
 
