@@ -200,7 +200,7 @@ def test_predict_refuses_rows_that_do_not_match_in_one_line(baked, tmp_path):
     result = predict(project, rows, tmp_path, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        f"error: {tmp_path / 'rows.csv'} does not match the model's training data: "
-        "missing columns island; columns the model was not trained with: colour."
+        f"error: {tmp_path / 'rows.csv'} cannot be predicted: it lacks columns the model needs: island "
+        "(add them; empty cells are fine)."
     )
     assert not (tmp_path / "predicted.csv").exists()

@@ -38,17 +38,16 @@ def test_predicts_raw_rows_and_keeps_the_left_out_columns(trained, tmp_path):
     assert ((predicted["probability_no"] + predicted["probability_yes"]).round(5) == 1).all()
 
 
-def test_columns_that_do_not_match_are_all_named_and_nothing_is_written(trained, tmp_path):
-    rows = make_messy_frame().head(5).drop(columns=["size", "colour"]).assign(height=1, size="big")
+def test_missing_model_columns_are_all_named_and_nothing_is_written(trained, tmp_path):
+    rows = make_messy_frame().head(5).drop(columns=["size", "colour"]).assign(predicted_label="yes")
     rows.to_csv(tmp_path / "new.csv", index=False)
-    out = tmp_path / "predicted.csv"
     with pytest.raises(PipelineError) as error:
-        main([str(tmp_path / "new.csv"), "--out", str(out)])
+        main([str(tmp_path / "new.csv"), "--out", str(tmp_path / "out" / "predicted.csv")])
     assert str(error.value) == (
-        f"{tmp_path / 'new.csv'} does not match the model's training data: "
-        "missing columns colour; columns the model was not trained with: height; text in numeric columns size."
+        f"{tmp_path / 'new.csv'} cannot be predicted: it lacks columns the model needs: size, colour (add them; "
+        "empty cells are fine); it has columns predict adds: predicted_label (rename or remove them)."
     )
-    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_missing_model_says_how_to_get_one(project, tmp_path):

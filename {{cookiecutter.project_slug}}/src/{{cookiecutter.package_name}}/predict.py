@@ -3,57 +3,279 @@
     python -m {{cookiecutter.package_name}}.predict new_rows.csv                      # CSV on standard output
     python -m {{cookiecutter.package_name}}.predict new_rows.csv --out predictions.csv --model models/model.skops
 
-The input has the columns of the training data, in any order, without the target or with it;
-missing values and unseen categories are fine (the model's own preprocessing handles them).
-Columns the model was trained without (the target, data.drop, IDs) are copied through, so an ID
-stays beside its prediction. The output is the input plus `predicted_<target>` and, for a
-classification, `probability_<class>` for each class. A file whose columns do not match the
-training schema is refused in one line naming the columns, and nothing is written.
+The input has the model's columns, in any order, with or without the target; missing values are
+fine. The output is the input, each row as it was written (`000123` stays `000123`, a date keeps
+its form, columns the model never saw included), followed by `predicted_<target>` and, for a
+classification, `probability_<class>` for each class. A category the model never saw, and text
+in a numeric column, are read as missing (as gradient boosting treats a missing value), counted
+per column in a note on standard error. Rows are read, predicted and written a block at a time,
+so memory stays bounded whatever the file's size; `--out` is written beside itself as
+`<name>.partial` and renamed when complete, removed if the run fails or is stopped. A file that
+lacks a model column, or has no rows, is refused in one line before anything is written.
 """
 
 import argparse
+import csv
+import io
+import itertools
+import signal
 import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow.csv
 
-from .config import PipelineError, declared, read_csv, run_main
-from .model_file import as_model_input, load_model, model_columns, threads_for
+from .config import PipelineError, declared, run_main
+from .model_file import ONE_THREAD_ROWS, load_model, model_columns, threads_for
+
+BLOCK_BYTES = 8 << 20  # the rows read, predicted and written at a time: about 8 MB of the file
+SEPARATORS = (",", ";", "\t", "|")
+# The cells a CSV reader takes for a missing value (pyarrow's list, which `prepare` reads with).
+MISSING = frozenset(pyarrow.csv.ConvertOptions().null_values)
+TRUE, FALSE = frozenset(pyarrow.csv.ConvertOptions().true_values), frozenset(pyarrow.csv.ConvertOptions().false_values)
 
 
-def check_columns(frame: pd.DataFrame, columns: dict, source: Path) -> None:
-    known = {name for names in columns.values() for name in names}
+class Rows:
+    """A CSV file read a block of whole records at a time, as bytes: the header, then blocks of
+    (each record's bytes as written, those records parsed). Records end at line breaks outside
+    quotes; pyarrow parses each block (in C++). The file's text is UTF-8, or else Windows' Western
+    encoding (cp1252, what a spreadsheet on Windows saves as "CSV"), as `prepare` reads it."""
+
+    def __init__(self, path: Path, file):
+        self.path, self.file, self.encoding = path, file, "utf-8"
+        self.header_bytes = file.readline().rstrip(b"\r\n")
+        if not self.header_bytes.strip():
+            raise PipelineError(f"{path} is empty: write the rows to predict there, a header row first.")
+        header = self.text(self.header_bytes).removeprefix("\ufeff")
+        self.sep = max(SEPARATORS, key=header.count)  # the character that splits the header most
+        self.header = [name.strip() for name in next(csv.reader([header], delimiter=self.sep))]
+
+    def text(self, data: bytes) -> str:
+        """`data` decoded; a file whose bytes are not UTF-8 is read as cp1252 from then on."""
+        if self.encoding == "utf-8":
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                self.encoding = "cp1252"
+        return data.decode(self.encoding, errors="replace")  # cp1252 leaves five bytes undefined
+
+    def blocks(self) -> Iterator[list[bytes]]:
+        """Each block's records, as written (without their line breaks; blank lines left out)."""
+        while True:
+            lines = self.file.readlines(BLOCK_BYTES)
+            if not lines:
+                break
+            quotes = sum(line.count(b'"') for line in lines)
+            while quotes % 2 and (more := self.file.readline()):  # a quoted cell goes on: read to its end
+                lines.append(more)
+                quotes += more.count(b'"')
+            records, pending = [], b""
+            for line in lines:
+                pending += line
+                if pending.count(b'"') % 2 == 0:  # a line break outside quotes ends the record
+                    record = pending.rstrip(b"\r\n")
+                    if record.strip():
+                        records.append(record)
+                    pending = b""
+            if pending.strip():
+                records.append(pending.rstrip(b"\r\n"))
+            if records:
+                yield records
+
+    def parse(self, records: list[bytes], types: dict) -> pd.DataFrame:
+        """The records' cells of the columns in `types` (name: pyarrow type)."""
+        data = b"\n".join(records)
+        if self.encoding != "utf-8" or not data.isascii():
+            data = self.text(data).encode("utf-8")  # pyarrow reads UTF-8 only
+        try:
+            table = pyarrow.csv.read_csv(
+                io.BytesIO(data),
+                read_options=pyarrow.csv.ReadOptions(column_names=self.header),
+                parse_options=pyarrow.csv.ParseOptions(delimiter=self.sep, newlines_in_values=b"\n" in data),
+                convert_options=pyarrow.csv.ConvertOptions(
+                    column_types=types,
+                    include_columns=list(types),
+                    null_values=sorted(MISSING),
+                    strings_can_be_null=True,
+                ),
+            )
+        except pyarrow.ArrowInvalid as error:
+            if "conversion error" in str(error):
+                raise
+            raise PipelineError(f"{self.path} is not a readable CSV file: {error}.") from error
+        if table.num_rows != len(records):
+            raise PipelineError(f"{self.path}: {table.num_rows} rows parsed from {len(records)} records.")
+        return table.to_pandas()
+
+
+class Reading:
+    """The model's columns taken from the file's text as training took them, and what was read as missing."""
+
+    def __init__(self, model, header: list[str]):
+        self.columns = model_columns(model)
+        self.position = {name: index for index, name in enumerate(header)}
+        categorical = self.columns["categorical"]
+        encoder = model.named_steps["columns"].named_transformers_.get("categorical") if categorical else None
+        self.known = {
+            name: {value for value in values if isinstance(value, str)}
+            for name, values in zip(categorical, getattr(encoder, "categories_", []), strict=False)
+        }
+        self.as_category: dict[str, dict[str, str | None]] = {name: {} for name in categorical}
+        self.unseen: dict[str, Counter] = {name: Counter() for name in categorical}
+        self.not_numbers: dict[str, Counter] = {name: Counter() for name in self.columns["numeric"]}
+
+    def frame(self, rows: Rows, records: list[bytes]) -> pd.DataFrame:
+        """The records as the model takes them; what was read as missing is counted."""
+        numeric, categorical = self.columns["numeric"], self.columns["categorical"]
+        text = dict.fromkeys(categorical, pyarrow.string())
+        try:
+            found = rows.parse(records, {**dict.fromkeys(numeric, pyarrow.float64()), **text})
+        except pyarrow.ArrowInvalid:  # a cell that is not a number (`Rows.parse`): read them as text, then count
+            found = rows.parse(records, {**dict.fromkeys(numeric, pyarrow.string()), **text})
+            for name in numeric:
+                numbers = pd.to_numeric(found[name], errors="coerce")
+                wrong = numbers.isna() & found[name].notna()
+                self.not_numbers[name].update(found[name][wrong])
+                found[name] = numbers.astype(float)
+        for name in categorical:
+            cells = found[name]
+            mapping = self.as_category[name]
+            for value in set(cells.dropna().unique()) - mapping.keys():
+                mapping[value] = self.category(name, value)
+            categories = cells.map(mapping)
+            unseen = categories.isna() & cells.notna()
+            if unseen.any():
+                self.unseen[name].update(cells[unseen])
+            found[name] = categories.where(categories.notna(), np.nan)
+        return found[numeric + categorical]
+
+    def category(self, name: str, value: str) -> str | None:
+        """The category the model knows `value` by: training read the column with a CSV reader and
+        took each cell as text (`model_file.as_model_input`), so "07" may be known as "07" (a text
+        column), "7" (read as a number) or "7.0" (numbers with a blank); "true" as "True". None for
+        a missing cell or a category the model never saw."""
+        known = self.known.get(name, set())
+        forms = [value, value.strip()]
+        try:
+            number = float(value)
+        except ValueError:
+            pass
+        else:
+            forms += [str(int(number))] if number.is_integer() else []
+            forms.append(str(number))
+        forms += ["True"] if value in TRUE else ["False"] if value in FALSE else []
+        return next((form for form in forms if form in known), None)
+
+    def notes(self) -> list[str]:
+        notes = []
+        for name, counts in self.unseen.items():
+            if counts:
+                notes.append(f"'{name}': {counts.total()} rows of categories the model never saw ({examples(counts)})")
+        for name, counts in self.not_numbers.items():
+            if counts:
+                notes.append(f"'{name}': {counts.total()} cells that are not numbers ({examples(counts)})")
+        return notes
+
+
+def examples(counts: Counter, shown: int = 5) -> str:
+    common = counts.most_common(shown)
+    listed = ", ".join(f"{value!r} ×{count}" if count > 1 else repr(value) for value, count in common)
+    return listed + (f" and {len(counts) - shown} more" if len(counts) > shown else "")
+
+
+def check_header(header: list[str], columns: dict, new: list[str], source: Path) -> list[str]:
+    """The columns the model never saw, which are copied through; a missing model column refuses."""
     needed = columns["numeric"] + columns["categorical"]
-    missing = [name for name in needed if name not in frame.columns]
-    unknown = [str(name) for name in frame.columns if name not in known]
-    not_numbers = [
-        name
-        for name in columns["numeric"]
-        if name in frame.columns and pd.to_numeric(frame[name], errors="coerce").isna().sum() > frame[name].isna().sum()
-    ]
+    missing = [name for name in needed if name not in header]
+    clashing = [name for name in new if name in header]
     found = []
     if missing:
-        found.append(f"missing columns {', '.join(missing)}")
-    if unknown:
-        found.append(f"columns the model was not trained with: {', '.join(unknown)}")
-    if not_numbers:
-        found.append(f"text in numeric columns {', '.join(not_numbers)}")
+        found.append(f"it lacks columns the model needs: {', '.join(missing)} (add them; empty cells are fine)")
+    if clashing:
+        found.append(f"it has columns predict adds: {', '.join(clashing)} (rename or remove them)")
     if found:
-        raise PipelineError(f"{source} does not match the model's training data: " + "; ".join(found) + ".")
+        raise PipelineError(f"{source} cannot be predicted: " + "; ".join(found) + ".")
+    known = {name for names in columns.values() for name in names}
+    return [name for name in header if name not in known]
 
 
-def predictions(model, frame: pd.DataFrame) -> pd.DataFrame:
+def cell(value: str, sep: str) -> str:
+    """A value written as a CSV cell: quoted when it holds the separator, a quote or a line break."""
+    if any(character in value for character in (sep, '"', "\n", "\r")):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def predicted(model, rows: pd.DataFrame, sep: str) -> pd.Series:
+    """Each row's added cells (the prediction, then each class's probability) as one text."""
+    probabilities = model.predict_proba(rows) if hasattr(model, "predict_proba") else None
+    # a classifier predicts the class of highest probability: take it from them, not predict again
+    labels = model.predict(rows) if probabilities is None else model.classes_[probabilities.argmax(axis=1)]
+    text = pd.Series(labels).astype(str).map(lambda label: cell(label, sep))
+    if probabilities is not None:
+        for values in probabilities.round(6).T:
+            text = text + sep + pd.Series(values).astype(str)
+    return text
+
+
+def added_names(model, target: str) -> list[str]:
+    names = [f"predicted_{target}"]
+    return names + [f"probability_{label}" for label in model.classes_] if hasattr(model, "predict_proba") else names
+
+
+def predict(model, source: Path, out: Path | None) -> tuple[int, list[str]]:
+    """Write `source`'s rows with their predictions to `out` (standard output if None): (rows, notes).
+    Nothing is written for a file that cannot be predicted: its header and first rows are read first."""
     columns = model_columns(model)
     target = columns["left_out"][0]  # train.py lists the target first
-    rows = as_model_input(frame, columns)
-    for name in columns["numeric"]:
-        rows[name] = pd.to_numeric(rows[name])
-    features = rows[columns["numeric"] + columns["categorical"]]
-    found = {f"predicted_{target}": model.predict(features)}
-    if hasattr(model, "predict_proba"):
-        for label, values in zip(model.classes_, model.predict_proba(features).T, strict=True):
-            found[f"probability_{label}"] = values.round(6)
-    return frame.assign(**found)
+    new = added_names(model, target)
+    with open(source, "rb") as file:
+        rows = Rows(source, file)
+        copied = check_header(rows.header, columns, new, source)
+        reading = Reading(model, rows.header)
+        blocks = rows.blocks()
+        first = next(blocks, None)
+        if first is None:
+            raise PipelineError(f"{source} has a header but no rows: nothing to predict.")
+        sep = rows.sep.encode()
+        total, large = 0, source.stat().st_size > BLOCK_BYTES
+        with nullcontext(sys.stdout.buffer) if out is None else written_when_complete(out) as output:
+            for records in itertools.chain([first], blocks):
+                with threads_for(ONE_THREAD_ROWS if large else len(records)):
+                    added = predicted(model, reading.frame(rows, records), rows.sep)
+                added = added.str.encode(rows.encoding, errors="replace")  # the file's own encoding, once read
+                if not total:
+                    names = [cell(name, rows.sep).encode(rows.encoding, errors="replace") for name in new]
+                    output.write(sep.join([rows.header_bytes, *names]) + b"\n")
+                lines = (record + sep + cells + b"\n" for record, cells in zip(records, added, strict=True))
+                output.write(b"".join(lines))
+                total += len(records)
+    notes = reading.notes()
+    if notes:
+        notes = ["read as missing: " + "; ".join(notes)]
+    if copied:
+        notes.insert(0, f"copied through, not used by the model: {', '.join(copied)}")
+    return total, notes
+
+
+@contextmanager
+def written_when_complete(out: Path):
+    """A binary file for `out`, written as `<out>.partial` and renamed to `out` when complete; the
+    partial file is removed if anything fails or the run is stopped (Ctrl-C, SIGTERM)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    stop = signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
+    try:
+        with open(partial, "wb") as file:
+            yield file
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+        signal.signal(signal.SIGTERM, stop)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,19 +287,14 @@ def main(argv: list[str] | None = None) -> None:
     args.model = args.model or declared("train")[0]
     if not args.model.is_file():
         raise PipelineError(f"{args.model} is missing; run `dvc repro` or `dvc pull`, or pass --model.")
+    if not args.input.is_file():
+        raise PipelineError(f"{args.input} is missing.")
     model = load_model(args.model)
-    frame = read_csv(args.input)
-    check_columns(frame, model_columns(model), args.input)
-    with threads_for(len(frame)):
-        result = predictions(model, frame)
-    if args.out is None:
-        result.to_csv(sys.stdout, index=False)
-        return
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    partial = args.out.with_name(args.out.name + ".partial")
-    result.to_csv(partial, index=False)
-    partial.replace(args.out)  # a cut run leaves no half-written output
-    print(f"predict: {len(result)} rows to {args.out}", file=sys.stderr)
+    total, notes = predict(model, args.input, args.out)
+    for note in notes:
+        print(f"predict: {note}", file=sys.stderr)
+    if args.out is not None:
+        print(f"predict: {total} rows to {args.out}", file=sys.stderr)
 
 
 if __name__ == "__main__":
