@@ -32,6 +32,11 @@ METRICS, PLOT_DATA, IMAGES = "metrics.json", Path("plots/sklearn"), Path("plots/
 # The metrics evaluate writes that are better lower (all others are better higher): the sweep's
 # direction and the report's margins over the baseline follow from this one set.
 LOWER_IS_BETTER = {"rmse", "mae"}
+# The one metric a verdict rests on, per task: the report's first sentence, the sweep's default
+# ranking and the merge-request gate use it; the other metrics are context beside it.
+HEADLINE = {"classification": "balanced_accuracy", "regression": "rmse"}
+# evaluate's test-row predictions (Parquet, beside the metrics): what the report's intervals use.
+PREDICTIONS = "predictions.parquet"
 
 
 def task_of(metrics: dict) -> str:

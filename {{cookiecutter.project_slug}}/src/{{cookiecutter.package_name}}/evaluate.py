@@ -7,6 +7,10 @@ RMSE, MAE and R². `baseline` holds the same scores for always predicting the mo
 training class (or the training mean), so a model that only learnt the class balance shows as one.
 A score that is undefined on this test set is left out rather than written as NaN.
 
+`predictions.parquet` holds each test row's prediction (the class and every class's probability,
+or the value) beside its actual value, and a fingerprint of the test rows: the merge-request
+report reads it on both revisions to give each metric's change an interval (compare.py).
+
 Under its `plots/`: the confusion matrix, ROC and precision-recall curves (of the positive class,
 or micro-averaged one-vs-rest), or for a regression a sample of predicted against actual values;
 and the permutation importance of each raw column. The metrics use the whole test set; the plot
@@ -30,7 +34,20 @@ from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
 from threadpoolctl import threadpool_limits
 
-from .config import IMAGES, METRICS, PLOT_DATA, SUMMARY, TEST, TRAIN, read_summary, run, score_names, write_json
+from .compare import fingerprint, write_predictions
+from .config import (
+    IMAGES,
+    METRICS,
+    PLOT_DATA,
+    PREDICTIONS,
+    SUMMARY,
+    TEST,
+    TRAIN,
+    read_summary,
+    run,
+    score_names,
+    write_json,
+)
 from .model_file import as_model_input, load_model, model_columns, threads_for
 
 TOP_FEATURES = 20
@@ -187,16 +204,19 @@ def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> Non
     target, task = summary["target"], summary["task"]
     model = load_model(model)
     columns = model_columns(model)
-    test = as_model_input(pd.read_parquet(prepared / TEST), columns)
+    test = pd.read_parquet(prepared / TEST)
+    rows = fingerprint(test)  # names the test rows, so the report knows when two revisions share them
+    test = as_model_input(test, columns)
     features, labels = test[columns["numeric"] + columns["categorical"]], test[target]
     train_labels = pd.read_parquet(prepared / TRAIN, columns=[target])[target]
 
     with threads_for(len(test)):
-        scores, plots = task_scores(model, summary, features, labels)
+        scores, plots, predictions = task_scores(model, summary, features, labels)
     scores["baseline"] = baseline_scores(summary, train_labels, labels)
     scores = plain(scores)
 
     write_json(scores, evaluation / METRICS)
+    write_predictions(evaluation / PREDICTIONS, rows, labels, **predictions)
     for name, data in plots.items():
         write_json(data, evaluation / PLOT_DATA / f"{name}.json")
     values, title = importances(model, features, labels)
@@ -208,8 +228,8 @@ def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> Non
     print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
 
 
-def task_scores(model, summary: dict, features, labels) -> tuple[dict, dict]:
-    """The model's scores on the test set and its task's plot data."""
+def task_scores(model, summary: dict, features, labels) -> tuple[dict, dict, dict]:
+    """The model's scores on the test set, its task's plot data and each row's prediction."""
     if summary["task"] == "classification":
         classes, positive = list(model.classes_), summary.get("positive_class")
         probabilities = model.predict_proba(features)
@@ -218,9 +238,11 @@ def task_scores(model, summary: dict, features, labels) -> tuple[dict, dict]:
         scores = classification_scores(labels, predicted, probabilities, classes, positive)
         scores["recall_per_class"] = per_class_recall(labels, predicted, classes)
         truth, score = one_vs_rest(labels, probabilities, classes, positive)
-        return scores, plot_data(labels, predicted, truth, score, classes)
+        rows = {"predicted": predicted, "probabilities": probabilities, "classes": classes}
+        return scores, plot_data(labels, predicted, truth, score, classes), rows
     predicted = model.predict(features)
-    return regression_scores(labels, predicted), {"predictions": prediction_points(labels, predicted)}
+    plots = {"predictions": prediction_points(labels, predicted)}
+    return regression_scores(labels, predicted), plots, {"predicted": predicted}
 
 
 if __name__ == "__main__":
