@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from {{cookiecutter.package_name}}.config import TEST
+from {{cookiecutter.package_name}}.compare import alone, fingerprint, read_predictions
+from {{cookiecutter.package_name}}.config import PREDICTIONS, TEST
 from {{cookiecutter.package_name}}.evaluate import CURVE_POINTS, PREDICTION_POINTS, evaluate, importances, thin
 from {{cookiecutter.package_name}}.model_file import load_model
 from {{cookiecutter.package_name}}.prepare import prepare
@@ -56,6 +57,13 @@ def test_binary_scores_are_about_the_positive_class(project, params):
     assert scores["recall"] == scores["recall_per_class"]["no"]
     assert scores["baseline"]["f1"] == 0 and scores["baseline"]["accuracy"] > 0.75
     assert scores["baseline"]["balanced_accuracy"] == 0.5 < scores["balanced_accuracy"]
+    # Each test row's prediction, named by the test rows, scores as metrics.json says.
+    rows = read_predictions(EVALUATION / PREDICTIONS)
+    assert rows.fingerprint == fingerprint(test) and list(rows.actual) == list(test["label"])
+    assert list(rows.predicted) == list(predicted) and rows.classes == ["no", "yes"]
+    assert {name: round(i.head, 6) for name, i in alone(rows, "no").items()} == {
+        name: scores[name] for name in CLASSIFICATION
+    }
     params["data"]["positive_class"] = "yes"
     assert scores_after_repro(params)["f1"] == round(metrics.f1_score(test["label"], predicted, pos_label="yes"), 6)
 
@@ -73,6 +81,8 @@ def test_regression_scores_baseline_and_predictions_plot(project, params):
     points = json.loads((EVALUATION / "plots" / "sklearn" / "predictions.json").read_text())
     assert len(points) == min(PREDICTION_POINTS, len(test))
     assert all(abs(p["actual"] - p["predicted"] - p["residual"]) < 1e-9 for p in points)
+    rows = read_predictions(EVALUATION / PREDICTIONS)
+    assert rows.task == "regression" and rows.predicted == pytest.approx(load_model(MODEL).predict(test))
     assert not (EVALUATION / "plots" / "sklearn" / "roc.json").exists()
 
 

@@ -18,6 +18,7 @@ files do not grow with it: one count per (actual, predicted) pair, at most CURVE
 curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
 """
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -194,7 +195,7 @@ def importance_figure(names, values, title: str = "Feature importance"):
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2), layout="constrained")
     ax.barh([str(names[i]) for i in order], values[order], color="#4c72b0")
     ax.set_xlabel("importance")
-    ax.set_title(f"{title}, top {len(order)}")
+    ax.set_title(textwrap.fill(f"{title}, top {len(order)}", 55))  # a long title would be cut off
     return fig
 
 
