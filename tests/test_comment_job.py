@@ -32,11 +32,13 @@ WATERMARK = '"CML watermark DVC model report")'
 
 def comment_script(project: Path) -> str:
     """The comment job's steps from the baked .gitlab-ci.yml, for one `bash -eo pipefail` shell as
-    GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere."""
+    GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere
+    (ci/pipeline.sh is sourced quietly: it prints the kind of pipeline first)."""
     job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
     assert job["script"][:2] == ["source ci/pipeline.sh", 'skip_unless_report_can_be_posted "$REPORT"']
-    return "\n".join(job["script"][2:]).replace('"$REPORT"', job["variables"]["REPORT"])
+    script = ["source ci/pipeline.sh >/dev/null", *job["script"][2:]]
+    return "\n".join(script).replace('"$REPORT"', job["variables"]["REPORT"])
 
 
 @dataclass
@@ -204,3 +206,25 @@ def test_a_token_problem_stops_the_job_with_one_line_before_cml_runs(job, proble
     assert not job.cml_log.exists()  # no `cml comment` call
     assert [request.method for request in job.api.requests] == (["GET"] if problem == "refused" else [])
     assert token is None or token not in result.stdout + result.stderr
+
+
+WORSE = "balanced_accuracy 0.9661 → 0.5000 against `main` (-0.4661, 95% interval -0.5100 to -0.4200) on the same 143 test rows: worse."
+
+
+@pytest.mark.parametrize(
+    ("gate", "verdicts", "code", "said"),
+    [
+        ("fail", [f"worse: {WORSE}"], 1, f"error: the model report says worse: {WORSE} (VERDICT_GATE is fail; "),
+        (None, [f"worse: {WORSE}"], 0, f"warning: the model report says worse: {WORSE} (VERDICT_GATE=fail would "),
+        ("fail", ["within noise: balanced_accuracy ... : within noise.", "better: against production ..."], 0, ""),
+        ("block", [], 1, "error: VERDICT_GATE must be warn or fail, got 'block' (Settings > CI/CD > Variables"),
+    ],
+)
+def test_the_gate_fails_a_worse_verdict_after_the_report_is_posted_when_turned_on(job, gate, verdicts, code, said):
+    (job.project / "report" / "verdict.txt").write_text("".join(f"{line}\n" for line in verdicts))
+    result = job.push(**({"VERDICT_GATE": gate} if gate else {}))
+    assert result.returncode == code, result.stdout + result.stderr
+    [note] = job.report_notes()  # posted first: the reviewer reads why the pipeline failed
+    assert "| accuracy | 0.91 |" in note["body"]
+    output = result.stdout + result.stderr
+    assert (said in output) if said else ("worse" not in output and "error" not in output), output
