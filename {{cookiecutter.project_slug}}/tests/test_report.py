@@ -150,7 +150,8 @@ def test_the_comparison_is_paired_on_the_same_rows_and_otherwise_says_what_it_di
         )
         files[name] = (tmp_path / f"{name}.parquet").read_bytes()
     pd.DataFrame({"x": range(200), "label": truth}).to_parquet(tmp_path / "test.parquet")
-    paths = {name: Path(name) for name in ("predictions", "model", "train")} | {"test": tmp_path / "test.parquet"}
+    paths = {name: Path(name) for name in ("predictions", "model", "train", "summary")}
+    paths["test"] = tmp_path / "test.parquet"
 
     def reading(predictions):
         return lambda path, binary=False: predictions if path == Path("predictions") else None

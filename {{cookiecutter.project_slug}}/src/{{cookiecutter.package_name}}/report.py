@@ -163,6 +163,24 @@ def predictions_chart(sides: dict[str, dict], output: Path) -> Path | None:
     return path
 
 
+def importance_chart(base: bytes | None, head: Path, base_label: str, output: Path) -> Path:
+    """Both sides' importance charts (evaluate's images) side by side, or this change's alone."""
+    path = output / "feature_importance.png"
+    if base is None:
+        return Path(shutil.copy(head, path))
+    images = {base_label: plt.imread(io.BytesIO(base), format="png"), WORKSPACE: plt.imread(head, format="png")}
+    height = max(image.shape[0] for image in images.values()) / 100
+    width = sum(image.shape[1] for image in images.values()) / 100
+    fig, axes = plt.subplots(1, 2, figsize=(width, height + 0.4), layout="constrained")
+    for ax, (label, image) in zip(axes, images.items(), strict=True):
+        ax.imshow(image)
+        ax.set_title(label)
+        ax.axis("off")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def read_plots(read: Callable[[Path], object], evaluation: Path) -> dict:
     plots = {}
     for name in (*CURVES, "confusion_matrix", "predictions"):
@@ -379,7 +397,8 @@ def compare_with(read, against: str, paths: dict[str, Path], head: Predictions, 
             rescored = "its model predicts classes these test rows do not have"
     if base is None or base.task != head.task:
         return None
-    mine, theirs = compare.alone(head, positive), compare.alone(base, positive)
+    theirs_positive = (read(paths["summary"]) or {}).get("positive_class")  # its own: the classes may differ
+    mine, theirs = compare.alone(head, positive), compare.alone(base, theirs_positive)
     shared = {name: interval for name, interval in mine.items() if name in theirs}
     return Comparison(against, "apart", shared, len(head.actual), theirs, len(base.actual), why=rescored)
 
@@ -514,6 +533,7 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         "model": declared("train")[0],
         "test": prepared / TEST,
         "train": prepared / TRAIN,
+        "summary": prepared / SUMMARY,
     }
     summary = prepared / SUMMARY
     read_base, read_head = reader(base), reader(None)
@@ -570,12 +590,8 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         predictions_chart(sides, output),
     ]
     importance = evaluation / IMAGES / "feature_importance.png"
-    base_importance = read_base(importance, binary=True)
-    if base_importance is not None:
-        (output / "feature_importance_base.png").write_bytes(base_importance)
-        charts.append(output / "feature_importance_base.png")
     if importance.exists():
-        charts.append(Path(shutil.copy(importance, output / "feature_importance.png")))
+        charts.append(importance_chart(read_base(importance, binary=True), importance, base_label, output))
     lines += ["### Plots", ""] + [f"![{chart.stem}](./{chart.name})" for chart in charts if chart] + [""]
     report = output / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
