@@ -30,7 +30,18 @@ from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
 from dvc_data.index import DataIndexError
 
-from .config import IMAGES, LOWER_IS_BETTER, PLOT_DATA, SUMMARY, PipelineError, declared, run_main, score_names, task_of
+from .config import (
+    IMAGES,
+    LOWER_IS_BETTER,
+    PLOT_DATA,
+    SUMMARY,
+    WARNINGS,
+    PipelineError,
+    declared,
+    run_main,
+    score_names,
+    task_of,
+)
 
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
@@ -183,6 +194,36 @@ def baseline_section(scores: dict) -> list[str]:
     return [*lines, "", verdict, ""]
 
 
+def too_good_section(warnings: list | None) -> list[str]:
+    """evaluate's warnings that this change's scores look too good to be true (its warnings.json)."""
+    if not warnings:
+        return []
+    return ["### Too good to be true?", "", *(f"- {warning['message']}" for warning in warnings), ""]
+
+
+def split_lines(base: dict | None, head: dict | None) -> list[str]:
+    """Which rows this change tests on (prepare's split, from summary.json), and whether the base split differently."""
+    if not head:
+        return []
+
+    def said(summary: dict) -> str:
+        how = summary.get("split") or {"method": "random"}  # summaries from before the choice: random
+        share = f"{how['test_size']:.0%} of rows" if "test_size" in how else "share of rows"
+        if how["method"] == "time":
+            return f"the latest {share} by `{how['time_column']}`, from {how['test_from']} (`prepare.split: time`)"
+        stratified = ", stratified by class" if how.get("stratified") else ""
+        return f"a random {share}{stratified} (`prepare.split: random`)"
+
+    def key(summary: dict) -> tuple:
+        how = summary.get("split") or {}
+        return how.get("method", "random"), how.get("time_column"), how.get("test_size")
+
+    line = f"Test rows: {said(head)}."
+    if base and key(base) != key(head):
+        line += f" The base's: {said(base)}; the two are scored on different test rows."
+    return [line, ""]
+
+
 def raw_data_hash(lock_text: str | None, raw: Path) -> str | None:
     """The md5 of the raw data that dvc.lock says `prepare` read."""
     stages = (yaml.safe_load(lock_text) or {}).get("stages", {}) if lock_text else {}
@@ -264,7 +305,8 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         lines += [f"> {name} has no metrics yet (no `dvc.lock`, or its outputs were never pushed).", ""]
     lines += ["### Parameters", "", params or "No parameter changed.", ""]
     lines += ["### Metrics (test set)", "", metrics, ""]
-    lines += baseline_section(scores)
+    lines += split_lines(read_base(summary), read_head(summary)) + baseline_section(scores)
+    lines += too_good_section(read_head(evaluation / WARNINGS))
     if production:
         lines += [f"### Against the model in production (`{production}`)", "", deployed, ""]
     lock = Path("dvc.lock")
