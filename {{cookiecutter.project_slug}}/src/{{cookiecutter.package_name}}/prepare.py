@@ -9,6 +9,7 @@ a bad file leaves no partial output.
 """
 
 import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -77,12 +78,22 @@ def split_settings(params: dict) -> tuple[str, str | None]:
 
 def as_times(column: pd.Series) -> pd.Series:
     """A column as points in time to order rows by: dates (text in any format pandas reads), or
-    numbers that count time (years, periods) as they are. A value that is neither is missing."""
+    numbers that count time (years, periods) as they are. A value that is neither is missing.
+
+    Text is read in one format for the whole column, month or day first, whichever reads more of
+    it (01/03 and 30/03 are then both March), and value by value only if that reads more still."""
     if pd.api.types.is_datetime64_any_dtype(column):
         return column
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return column
-    return pd.to_datetime(column.astype("string"), errors="coerce", format="mixed", utc=True)
+    text, best = column.astype("string"), None
+    with warnings.catch_warnings():  # "Could not infer format": then it is read value by value
+        warnings.simplefilter("ignore", UserWarning)
+        for how in ({"dayfirst": False}, {"dayfirst": True}, {"format": "mixed"}):
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, **how)
+            if best is None or parsed.notna().sum() > best.notna().sum():
+                best = parsed
+    return best
 
 
 def time_problems(frame: pd.DataFrame, time_column: str | None) -> list[str]:
