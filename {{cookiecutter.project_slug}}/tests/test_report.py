@@ -13,6 +13,8 @@ from {{cookiecutter.package_name}}.report import (
     dvc_table,
     predictions_chart,
     raw_data_hash,
+    split_lines,
+    too_good_section,
 )
 
 
@@ -90,3 +92,23 @@ def test_a_regression_chart_draws_both_sides(tmp_path):
     sides = {"base": {"predictions": points}, "this change": {"predictions": points[:5]}}
     assert predictions_chart(sides, tmp_path).read_bytes()[:4] == b"\x89PNG"
     assert predictions_chart({"base": {}}, tmp_path) is None
+
+
+def test_the_warnings_and_the_split_are_said():
+    warning = {"check": "one_column", "columns": ["total"], "message": "`total` carries 98% of the importance: check"}
+    assert too_good_section([warning]) == ["### Too good to be true?", "", f"- {warning['message']}", ""]
+    assert too_good_section([]) == too_good_section(None) == []
+    by_time = {"split": {"method": "time", "test_size": 0.2, "time_column": "month", "test_from": "2015-01-01"}}
+    at_random = {"split": {"method": "random", "test_size": 0.25, "stratified": True}}
+    [line, _] = split_lines(by_time, by_time)
+    assert line == "Test rows: the latest 20% of rows by `month`, from 2015-01-01 (`prepare.split: time`)."
+    [line, _] = split_lines(at_random, by_time)
+    assert line.endswith(
+        " The base's: a random 25% of rows, stratified by class (`prepare.split: random`); "
+        "the two are scored on different test rows."
+    )
+    older = {"task": "classification"}  # a summary from before the split was recorded: a random one
+    assert split_lines(older, at_random) == split_lines(None, at_random) == [
+        "Test rows: a random 25% of rows, stratified by class (`prepare.split: random`).", ""
+    ]
+    assert split_lines(at_random, None) == []

@@ -230,8 +230,8 @@ def too_good(scores: dict, importance: dict, rows: int, two_classes: bool) -> li
                 "check": "one_column",
                 "share": round(share[name], 4),
                 "columns": [name],
-                "message": f"`{name}` carries {share[name]:.0%} of the permutation importance (shuffling it loses "
-                f"{kept[name]:.3f} {scorer}; the model leads the baseline by {lead:.3f}): {check}. "
+                "message": f"`{name}` carries {share[name]:.0%} of the permutation importance (shuffling it costs "
+                f"{kept[name]:.3f} of {scorer}, the model's lead over the baseline is {lead:.3f}): {check}. "
                 f"Is `{name}` known before the target is?",
             }
         )

@@ -214,9 +214,9 @@ def split_lines(base: dict | None, head: dict | None) -> list[str]:
         stratified = ", stratified by class" if how.get("stratified") else ""
         return f"a random {share}{stratified} (`prepare.split: random`)"
 
-    def key(summary: dict) -> tuple:
+    def key(summary: dict) -> tuple:  # a changed test_size shows in the parameters' table
         how = summary.get("split") or {}
-        return how.get("method", "random"), how.get("time_column"), how.get("test_size")
+        return how.get("method", "random"), how.get("time_column")
 
     line = f"Test rows: {said(head)}."
     if base and key(base) != key(head):
