@@ -64,9 +64,7 @@ def make_series(months: int = 240) -> pd.DataFrame:
     rng = np.random.default_rng(2)
     start = pd.date_range("2000-01-01", periods=months, freq="MS")
     temperature = 15 + 10 * np.sin(2 * np.pi * (start.month - 4) / 12) + rng.normal(size=months)
-    frame = pd.DataFrame(
-        {"month": start.strftime("%Y-%m-%d"), "year": start.year, "temperature": temperature}
-    )
+    frame = pd.DataFrame({"month": start.strftime("%Y-%m-%d"), "year": start.year, "temperature": temperature})
     frame["label"] = 0.5 * np.arange(months) + 0.8 * temperature + rng.normal(scale=3, size=months)
     return frame.sample(frac=1, random_state=0, ignore_index=True)
 

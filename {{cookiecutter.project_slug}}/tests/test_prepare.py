@@ -257,6 +257,8 @@ def test_a_time_split_that_leaves_a_class_out_of_training_is_refused(project, pa
     frame.loc[110:, "label"] = 2  # a class that appears only lately
     frame.to_csv(RAW, index=False)
     params["prepare"]["split"], params["data"]["time_column"] = "time", "day"
-    with pytest.raises(PipelineError, match=r"the time split leaves no training rows of class 2 \(all among the latest"):
+    with pytest.raises(
+        PipelineError, match=r"the time split leaves no training rows of class 2 \(all among the latest"
+    ):
         prepare(params, RAW, PREPARED)
     assert not PREPARED.exists()

@@ -108,7 +108,9 @@ def test_the_warnings_and_the_split_are_said():
         "the two are scored on different test rows."
     )
     older = {"task": "classification"}  # a summary from before the split was recorded: a random one
-    assert split_lines(older, at_random) == split_lines(None, at_random) == [
-        "Test rows: a random 25% of rows, stratified by class (`prepare.split: random`).", ""
-    ]
+    assert (
+        split_lines(older, at_random)
+        == split_lines(None, at_random)
+        == ["Test rows: a random 25% of rows, stratified by class (`prepare.split: random`).", ""]
+    )
     assert split_lines(at_random, None) == []
