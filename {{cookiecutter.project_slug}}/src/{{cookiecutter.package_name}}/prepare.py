@@ -93,16 +93,19 @@ def as_times(column: pd.Series) -> pd.Series:
             parsed = pd.to_datetime(text, errors="coerce", utc=True, **how)
             if best is None or parsed.notna().sum() > best.notna().sum():
                 best = parsed
+            if best.notna().sum() == text.notna().sum():
+                break  # every value read: the slower ways cannot read more
     return best
 
 
-def time_problems(frame: pd.DataFrame, time_column: str | None) -> list[str]:
-    """What is wrong with data.time_column in this file, each a phrase saying how to fix it."""
+def time_problems(frame: pd.DataFrame, time_column: str | None, times: pd.Series | None) -> list[str]:
+    """What is wrong with data.time_column in this file (`times`: that column `as_times`), each a
+    phrase saying how to fix it."""
     if time_column is None:
         return []
-    if time_column not in frame.columns:
+    if times is None:
         return [f"data.time_column '{time_column}' is not a column of the file (name the column of dates)"]
-    bad = frame[time_column][as_times(frame[time_column]).isna()]
+    bad = frame[time_column][times.isna()]
     if bad.empty:
         return []
     shown = ", ".join(repr(as_plain(value)) for value in bad.head(3))
@@ -118,10 +121,11 @@ def moment(value) -> str:
     return text.removesuffix("+00:00").removesuffix(" 00:00:00")
 
 
-def time_split(labelled: pd.DataFrame, time_column: str, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(train, test, how): the latest `fraction` of the rows by `time_column` are the test set,
-    rows of the same time on one side (the test side, unless that would leave no training rows)."""
-    times = as_times(labelled[time_column]).reset_index(drop=True).sort_values(kind="stable")
+def time_split(labelled: pd.DataFrame, times: pd.Series, time_column: str, fraction: float) -> tuple:
+    """(train, test, how): the latest `fraction` of the rows by `times` (`time_column` read by
+    `as_times`) are the test set, rows of one time on one side (the test side, unless that would
+    leave no training rows)."""
+    times = times.loc[labelled.index].reset_index(drop=True).sort_values(kind="stable")
     first_test = times.iloc[len(times) - math.ceil(fraction * len(times))]
     cut = int(times.searchsorted(first_test, side="left") or times.searchsorted(first_test, side="right"))
     if cut == len(times):
@@ -255,11 +259,11 @@ def profile(frame: pd.DataFrame, target: str, task: str) -> dict:
     }
 
 
-def split_rows(labelled, target, task, split, time_column, fraction, random_state) -> tuple:
+def split_rows(labelled, target, task, split, times, time_column, fraction, random_state) -> tuple:
     """(train, test, how the rows were split): the latest rows by time, or a random share
     (stratified by class); a time split that leaves a class out of the training rows is refused."""
     if split == "time":
-        train, test, how = time_split(labelled, time_column, fraction)
+        train, test, how = time_split(labelled, times, time_column, fraction)
         unseen = set(labelled[target]) - set(train[target]) if task == "classification" else set()
         if unseen:
             classes = ", ".join(sorted(repr(as_plain(label)) for label in unseen))
@@ -296,7 +300,8 @@ def prepare(params: dict, raw: Path, prepared: Path) -> None:
     target = data["target"]
     task, why = decide_task(frame[target].dropna(), data["task"]) if target in frame.columns else ("", "")
     found = problems(frame, data, task, min_rows=max(4, round(2 / min(fraction, 1 - fraction))))
-    found += time_problems(frame, time_column)
+    times = as_times(frame[time_column]) if time_column in frame.columns else None
+    found += time_problems(frame, time_column, times)
     if found:
         raise PipelineError(f"{raw}: " + "; ".join(found) + ".")
     numeric, categorical, ignored = column_roles(frame, target, data["drop"])
@@ -310,7 +315,9 @@ def prepare(params: dict, raw: Path, prepared: Path) -> None:
         if len(summary["classes"]) == 2:
             summary["positive_class"] = positive_class(labelled[target], data["positive_class"])
     summary["data"] = profile(frame, target, task)
-    train, test, summary["split"] = split_rows(labelled, target, task, split, time_column, fraction, random_state)
+    train, test, summary["split"] = split_rows(
+        labelled, target, task, split, times, time_column, fraction, random_state
+    )
 
     print(f"prepare: task {task} ({why}; data.task in params.yaml chooses)")
     if "positive_class" in summary:
