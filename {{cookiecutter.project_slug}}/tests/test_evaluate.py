@@ -167,7 +167,7 @@ def test_a_column_that_is_the_target_plus_noise_is_named_and_an_honest_table_is_
     params["train"]["estimator"] = "linear"  # no bins: near-perfect too
     assert scores_after_repro(params)["r2"] >= 0.99
     near_perfect, _ = warnings_written()
-    assert near_perfect["check"] == "near_perfect" and near_perfect["columns"][0] == "recorded_total"
+    assert near_perfect["check"] == "near_perfect" and near_perfect["columns"] == ["recorded_total"]
     out = capsys.readouterr().out
     assert out.count("evaluate: warning: `recorded_total` carries 100%") == 2
     assert out.count("check that no column gives the answer away") == 3

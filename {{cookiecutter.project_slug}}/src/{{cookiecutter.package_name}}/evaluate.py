@@ -206,18 +206,19 @@ def too_good(scores: dict, importance: dict, rows: int, two_classes: bool) -> li
     total = sum(kept.values())
     share = {name: value / total for name, value in kept.items()} if total > 0 else {}
     ranked = sorted(share, key=share.get, reverse=True)
+    named = ranked[:1] + [name for name in ranked[1:3] if share[name] >= 0.01]  # no list of 0%s
     check = "check that no column gives the answer away (a copy of the target, or a value known only after it)"
     warnings = []
     limits = NEAR_PERFECT | ({"roc_auc": NEAR_PERFECT_TWO_CLASS_AUC} if two_classes else {})
     near = {name: scores[name] for name, limit in limits.items() if scores.get(name, -np.inf) >= limit}
     if near:
         said = " and ".join(f"{name} {value:.4f}" for name, value in near.items())
-        top = ", ".join(f"`{name}` ({share[name]:.0%})" for name in ranked[:3])
+        top = ", ".join(f"`{name}` ({share[name]:.0%})" for name in named)
         warnings.append(
             {
                 "check": "near_perfect",
                 "scores": near,
-                "columns": ranked[:3],
+                "columns": named,
                 "message": f"{said} on {rows} test rows is near-perfect: some tables are that easy, but {check}"
                 + (f"; the most important columns: {top}." if top else "."),
             }
