@@ -24,8 +24,15 @@ import yaml
 
 from benchmarks.data_size import Samples, measured
 from benchmarks.measure import Results, comparison_table
-from harness.project import TEMPLATE, bake_defaults, commit_first_model, package_name, project_env, run
-from harness.project import use_generated_data
+from harness.project import (
+    TEMPLATE,
+    bake_defaults,
+    commit_first_model,
+    package_name,
+    project_env,
+    run,
+    use_generated_data,
+)
 
 ROWS, TEST_SIZE, BEFORE = 1_000_000, 0.25, "58956f6"
 RATIO_TARGET, RSS_TARGET_MB = 1.5, 1024
@@ -121,8 +128,10 @@ def main() -> None:
         }
         dvc_version = run(["dvc", "--version"], project, env).stdout.strip()
 
-    table = samples.table().replace("| report_before |", f"| before ({args.before}) |").replace(
-        "| report |", "| with intervals |"
+    table = (
+        samples.table()
+        .replace("| report_before |", f"| before ({args.before}) |")
+        .replace("| report |", "| with intervals |")
     )
     ratio = samples.seconds("report", "`report`") / samples.seconds("report_before", "`report`")
     job_ratio = samples.seconds("report", "the report job's three commands") / samples.seconds(

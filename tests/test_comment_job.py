@@ -208,7 +208,10 @@ def test_a_token_problem_stops_the_job_with_one_line_before_cml_runs(job, proble
     assert token is None or token not in result.stdout + result.stderr
 
 
-WORSE = "balanced_accuracy 0.9661 → 0.5000 against `main` (-0.4661, 95% interval -0.5100 to -0.4200) on the same 143 test rows: worse."
+WORSE = (
+    "balanced_accuracy 0.9661 → 0.5000 against `main` (-0.4661, 95% interval -0.5100 to -0.4200) "
+    "on the same 143 test rows: worse."
+)
 
 
 @pytest.mark.parametrize(

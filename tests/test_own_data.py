@@ -5,6 +5,7 @@ through `dvc repro`, the merge-request report against the bundled data's commit,
 import json
 from pathlib import Path
 
+import numpy as np
 import palmerpenguins
 import pandas as pd
 import pytest
@@ -68,6 +69,47 @@ def model_inputs(project: Path) -> list[str]:
         "c = model_columns(load_model('models/model.skops')); print('\\n'.join(c['numeric'] + c['categorical']))"
     )
     return run(["python", "-c", code], project).stdout.splitlines()
+
+
+def monthly_sales(months: int = 240) -> pd.DataFrame:
+    """Sales that grow every month and peak with the summer's heat, rows in no particular order."""
+    rng = np.random.default_rng(2)
+    start = pd.date_range("2000-01-01", periods=months, freq="MS")
+    temperature = 15 + 10 * np.sin(2 * np.pi * (start.month - 4) / 12) + rng.normal(size=months)
+    sales = 100 + 0.5 * np.arange(months) + 0.8 * temperature + rng.normal(scale=3, size=months)
+    table = pd.DataFrame({"month": start.strftime("%Y-%m-%d"), "year": start.year, "temperature": temperature})
+    return table.assign(sales=sales).sample(frac=1, random_state=0, ignore_index=True)
+
+
+def test_a_series_split_at_random_is_flagged_and_split_by_time_scores_a_forecast(project):
+    """A random split of monthly sales tests on months whose neighbours were trained on: R² near
+    0.99, from `year` alone, which a forecast never gets. prepare suggests the time split, evaluate
+    names `year` as carrying the model; with the time split the model is tested on the latest five
+    years, and the report says which rows each side tested on."""
+    use_own_table(project, monthly_sales(), target="sales")
+    output, at_random, summary = repro(project)
+    [warning] = [line for line in output.splitlines() if line.startswith("prepare: warning")]
+    assert "'month' (dates)" in warning and "set prepare.split: time and data.time_column: month" in warning
+    assert summary["split"] == {"method": "random", "test_size": 0.25, "stratified": False}
+    [flag] = json.loads((project / "reports/evaluation/warnings.json").read_text())
+    assert flag["check"] == "one_column" and flag["columns"] == ["year"]
+    assert f"evaluate: warning: {flag['message']}" in output
+    report = build_report(project, "main").read_text()
+    assert "Test rows: a random 25% of rows (`prepare.split: random`).\n" in report
+    assert f"### Too good to be true?\n\n- {flag['message']}\n" in report
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "month"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output, by_time, summary = repro(project)
+    assert "warning" not in output and summary["split"]["test_from"] == "2015-01-01"
+    assert at_random["r2"] > 0.9 and by_time["r2"] < at_random["r2"] - 0.5
+    report = build_report(project, "main").read_text()
+    assert (
+        "Test rows: the latest 25% of rows by `month`, from 2015-01-01 (`prepare.split: time`). The base's: a "
+        "random 25% of rows, stratified by class (`prepare.split: random`); the two are scored on different test rows."
+    ) in report
+    assert "Too good to be true?" not in report
 
 
 def test_penguins_species_from_the_bundled_file(project, tmp_path):

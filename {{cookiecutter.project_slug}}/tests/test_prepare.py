@@ -5,7 +5,7 @@ import pytest
 from {{cookiecutter.package_name}}.config import SUMMARY, TEST, TRAIN, PipelineError, read_summary
 from {{cookiecutter.package_name}}.prepare import prepare
 
-from .conftest import PREPARED, RAW, make_frame, make_messy_frame
+from .conftest import PREPARED, RAW, make_frame, make_messy_frame, make_series
 
 
 def test_split_is_stratified_and_sized(project, params):
@@ -161,3 +161,104 @@ def test_unreadable_file_is_reported_as_pandas_reports_it(project, params, conte
     with pytest.raises(PipelineError, match=f"is not a readable CSV file: {message}"):
         prepare(params, RAW, PREPARED)
     assert not (PREPARED / TRAIN).exists()
+
+
+def test_the_split_is_recorded_in_the_summary(project, params):
+    prepare(params, RAW, PREPARED)
+    assert read_summary(PREPARED / SUMMARY)["split"] == {"method": "random", "test_size": 0.25, "stratified": True}
+
+
+def test_a_time_split_tests_on_the_latest_rows_and_says_so(project, params, capsys):
+    make_series().to_csv(RAW, index=False)
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "month"
+    prepare(params, RAW, PREPARED)
+    train, test = pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)
+    assert (len(train), len(test)) == (180, 60)
+    assert str(train["month"].max()) == "2014-12-01" < "2015-01-01" == str(test["month"].min())
+    summary = read_summary(PREPARED / SUMMARY)
+    assert summary["split"] == {
+        "method": "time", "test_size": 0.25, "time_column": "month",
+        "train_until": "2014-12-01", "test_from": "2015-01-01",
+    }  # fmt: skip
+    assert summary["ignored"] == {"month": "dates (data.time_column)"}
+    out = capsys.readouterr().out
+    assert "prepare: time split by 'month': trained on rows up to 2014-12-01, tested on rows from 2015-01-01 on" in out
+    assert "warning" not in out  # the time column is declared, not a guess to warn about
+
+
+def test_rows_of_one_time_stay_on_one_side_of_a_time_split(project, params):
+    frame = make_frame(rows=120)
+    frame["day"] = pd.Series(pd.date_range("2024-03-01", periods=30, freq="D").strftime("%d/%m/%Y")).repeat(4).values
+    frame.to_csv(RAW, index=False)
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "day"
+    prepare(params, RAW, PREPARED)
+    train, test = pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)
+    # 30 of 120 rows would cut the 23rd day's four rows in half: all four are tested on.
+    assert len(test) == 32 and not set(train["day"]) & set(test["day"])
+    assert pd.to_datetime(train["day"], dayfirst=True).max() < pd.to_datetime(test["day"], dayfirst=True).min()
+
+
+def test_a_random_split_of_dated_rows_suggests_the_time_split(project, params, capsys):
+    make_messy_frame().to_csv(RAW, index=False)
+    prepare(params, RAW, PREPARED)
+    [warning] = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert "set prepare.split: time and data.time_column: visited to test on the latest rows" in warning
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "visited"
+    prepare(params, RAW, PREPARED)
+    [warning] = [line for line in capsys.readouterr().out.splitlines() if "warning" in line]
+    assert "'visited'" not in warning and "prepare.split" not in warning
+
+
+@pytest.mark.parametrize(
+    ("split", "time_column", "messages"),
+    [
+        ("chrono", None, ["prepare.split must be one of random, time, got 'chrono'"]),
+        ("time", None, ["prepare.split is time but data.time_column is not set"]),
+        (
+            "by date",
+            3,
+            [
+                "prepare.split must be one of random, time, got 'by date'",
+                "data.time_column must be the name of a column of dates (or null), got 3",
+            ],
+        ),
+    ],
+)
+def test_bad_split_params_are_one_line_naming_each_and_write_nothing(project, params, split, time_column, messages):
+    params["prepare"]["split"], params["data"]["time_column"] = split, time_column
+    with pytest.raises(PipelineError) as error:
+        prepare(params, RAW, PREPARED)
+    assert str(error.value).startswith("params.yaml: ") and "\n" not in str(error.value)
+    assert all(message in str(error.value) for message in messages)
+    assert not PREPARED.exists()
+
+
+def test_a_time_column_missing_or_not_dates_is_named_with_the_files_other_problems(project, params):
+    frame = make_series()
+    frame.loc[[3, 8], "month"] = ["soon", None]
+    frame.to_csv(RAW, index=False)
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "month"
+    params["data"]["drop"] = ["nope"]
+    with pytest.raises(PipelineError) as error:
+        prepare(params, RAW, PREPARED)
+    assert str(error.value) == (
+        "raw.csv: data.drop names columns the file does not have: 'nope'; "
+        "data.time_column 'month' holds 2 values that are not dates ('soon', nan): fix them, or name another column."
+    )
+    params["data"]["drop"], params["data"]["time_column"] = [], "when"
+    with pytest.raises(PipelineError, match=r"data.time_column 'when' is not a column of the file \(name the column"):
+        prepare(params, RAW, PREPARED)
+    assert not PREPARED.exists()
+
+
+def test_a_time_split_that_leaves_a_class_out_of_training_is_refused(project, params):
+    frame = make_frame(rows=120)
+    frame["day"] = pd.date_range("2024-01-01", periods=120, freq="D").strftime("%Y-%m-%d")
+    frame.loc[110:, "label"] = 2  # a class that appears only lately
+    frame.to_csv(RAW, index=False)
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "day"
+    with pytest.raises(
+        PipelineError, match=r"the time split leaves no training rows of class 2 \(all among the latest"
+    ):
+        prepare(params, RAW, PREPARED)
+    assert not PREPARED.exists()

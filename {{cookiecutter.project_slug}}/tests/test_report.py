@@ -21,9 +21,10 @@ from {{cookiecutter.package_name}}.report import (
     estimator_section,
     predictions_chart,
     raw_data_hash,
+    split_lines,
+    too_good_section,
     unseen_rows,
     verdict_sentence,
-    warnings_section,
 )
 
 
@@ -190,9 +191,23 @@ def test_the_estimators_settings_are_shown_when_the_estimator_changed():
     assert estimator_section(base, base) == [] and estimator_section(None, head) == []
 
 
-def test_warnings_from_evaluate_or_prepare_are_quoted_first():
-    assert warnings_section({"warnings": ["R² 0.9994: check that no column gives the answer away"]}, None) == [
-        "> **Check:** R² 0.9994: check that no column gives the answer away",
-        "",
-    ]
-    assert warnings_section({}, {"rows": 3}) == []
+def test_the_warnings_and_the_split_are_said():
+    warning = {"check": "one_column", "columns": ["total"], "message": "`total` carries 98% of the importance: check"}
+    assert too_good_section([warning]) == ["### Too good to be true?", "", f"- {warning['message']}", ""]
+    assert too_good_section([]) == too_good_section(None) == []
+    by_time = {"split": {"method": "time", "test_size": 0.2, "time_column": "month", "test_from": "2015-01-01"}}
+    at_random = {"split": {"method": "random", "test_size": 0.25, "stratified": True}}
+    [line, _] = split_lines(by_time, by_time)
+    assert line == "Test rows: the latest 20% of rows by `month`, from 2015-01-01 (`prepare.split: time`)."
+    [line, _] = split_lines(at_random, by_time)
+    assert line.endswith(
+        " The base's: a random 25% of rows, stratified by class (`prepare.split: random`); "
+        "the two are scored on different test rows."
+    )
+    older = {"task": "classification"}  # a summary from before the split was recorded: a random one
+    assert (
+        split_lines(older, at_random)
+        == split_lines(None, at_random)
+        == ["Test rows: a random 25% of rows, stratified by class (`prepare.split: random`).", ""]
+    )
+    assert split_lines(at_random, None) == []

@@ -28,6 +28,9 @@ PARAMS_FILE = Path("params.yaml")
 TRAIN, TEST, SUMMARY = "train.parquet", "test.parquet", "summary.json"
 # evaluate's output: the metrics, the plots' data and the images.
 METRICS, PLOT_DATA, IMAGES = "metrics.json", Path("plots/sklearn"), Path("plots/images")
+# Also evaluate's: the scores that look too good to be true, a list of
+# {"check", "columns", "message", ...} (empty when none does), which the report shows.
+WARNINGS = "warnings.json"
 
 # The metrics evaluate writes that are better lower (all others are better higher): the sweep's
 # direction and the report's margins over the baseline follow from this one set.

@@ -8,6 +8,8 @@ report. Every problem of the file is found before anything is written and report
 a bad file leaves no partial output.
 """
 
+import math
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -54,6 +56,84 @@ def declared(params: dict) -> dict:
     if not isinstance(drop, list) or not all(isinstance(name, str) for name in drop):
         raise PipelineError(f"params.yaml: data.drop must be a list of column names, got {drop!r}.")
     return {"target": target, "task": task, "drop": drop, "positive_class": positive}
+
+
+SPLITS = ("random", "time")
+
+
+def split_settings(params: dict) -> tuple[str, str | None]:
+    """(prepare.split, data.time_column), checked together: every problem at once, before the file is read."""
+    split, time_column = param(params, "prepare").get("split", "random"), param(params, "data").get("time_column")
+    found = []
+    if split not in SPLITS:
+        found.append(f"prepare.split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if time_column is not None and (not isinstance(time_column, str) or not time_column):
+        found.append(f"data.time_column must be the name of a column of dates (or null), got {time_column!r}")
+    elif split == "time" and time_column is None:
+        found.append("prepare.split is time but data.time_column is not set (name the column of dates to order by)")
+    if found:
+        raise PipelineError("params.yaml: " + "; ".join(found) + ".")
+    return split, time_column
+
+
+def as_times(column: pd.Series) -> pd.Series:
+    """A column as points in time to order rows by: dates (text in any format pandas reads), or
+    numbers that count time (years, periods) as they are. A value that is neither is missing.
+
+    Text is read in one format for the whole column, month or day first, whichever reads more of
+    it (01/03 and 30/03 are then both March), and value by value only if that reads more still."""
+    if pd.api.types.is_datetime64_any_dtype(column):
+        return column
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column
+    text, best = column.astype("string"), None
+    with warnings.catch_warnings():  # "Could not infer format": then it is read value by value
+        warnings.simplefilter("ignore", UserWarning)
+        for how in ({"dayfirst": False}, {"dayfirst": True}, {"format": "mixed"}):
+            parsed = pd.to_datetime(text, errors="coerce", utc=True, **how)
+            if best is None or parsed.notna().sum() > best.notna().sum():
+                best = parsed
+            if best.notna().sum() == text.notna().sum():
+                break  # every value read: the slower ways cannot read more
+    return best
+
+
+def time_problems(frame: pd.DataFrame, time_column: str | None, times: pd.Series | None) -> list[str]:
+    """What is wrong with data.time_column in this file (`times`: that column `as_times`), each a
+    phrase saying how to fix it."""
+    if time_column is None:
+        return []
+    if times is None:
+        return [f"data.time_column '{time_column}' is not a column of the file (name the column of dates)"]
+    bad = frame[time_column][times.isna()]
+    if bad.empty:
+        return []
+    shown = ", ".join(repr(as_plain(value)) for value in bad.head(3))
+    return [
+        f"data.time_column '{time_column}' holds {len(bad)} values that are not dates ({shown}"
+        f"{', ...' if len(bad) > 3 else ''}): fix them, or name another column"
+    ]
+
+
+def moment(value) -> str:
+    """A point in time as summary.json and the report show it: 2019-01-01, not 2019-01-01 00:00:00+00:00."""
+    text = str(value if isinstance(value, pd.Timestamp) else as_plain(value))
+    return text.removesuffix("+00:00").removesuffix(" 00:00:00")
+
+
+def time_split(labelled: pd.DataFrame, times: pd.Series, time_column: str, fraction: float) -> tuple:
+    """(train, test, how): the latest `fraction` of the rows by `times` (`time_column` read by
+    `as_times`) are the test set, rows of one time on one side (the test side, unless that would
+    leave no training rows)."""
+    times = times.loc[labelled.index].reset_index(drop=True).sort_values(kind="stable")
+    first_test = times.iloc[len(times) - math.ceil(fraction * len(times))]
+    cut = int(times.searchsorted(first_test, side="left") or times.searchsorted(first_test, side="right"))
+    if cut == len(times):
+        raise PipelineError(f"data.time_column '{time_column}' holds a single time; the time split needs several.")
+    how = {"method": "time", "test_size": fraction, "time_column": time_column}
+    how |= {"train_until": moment(times.iloc[cut - 1]), "test_from": moment(times.iloc[cut])}
+    order = times.index.to_numpy()
+    return labelled.iloc[order[:cut]], labelled.iloc[order[cut:]], how
 
 
 def as_plain(value):
@@ -179,17 +259,54 @@ def profile(frame: pd.DataFrame, target: str, task: str) -> dict:
     }
 
 
+def split_rows(labelled, target, task, split, times, time_column, fraction, random_state) -> tuple:
+    """(train, test, how the rows were split): the latest rows by time, or a random share
+    (stratified by class); a time split that leaves a class out of the training rows is refused."""
+    if split == "time":
+        train, test, how = time_split(labelled, times, time_column, fraction)
+        unseen = set(labelled[target]) - set(train[target]) if task == "classification" else set()
+        if unseen:
+            classes = ", ".join(sorted(repr(as_plain(label)) for label in unseen))
+            raise PipelineError(
+                f"the time split leaves no training rows of class {classes} (all among the latest rows); "
+                "use a smaller prepare.test_size, or prepare.split: random."
+            )
+        return train, test, how
+    stratify = labelled[target] if task == "classification" else None
+    try:
+        train, test = train_test_split(labelled, test_size=fraction, random_state=random_state, stratify=stratify)
+    except ValueError as error:
+        raise PipelineError(f"prepare.test_size={fraction} cannot split {len(labelled)} rows: {error}") from error
+    return train, test, {"method": "random", "test_size": fraction, "stratified": stratify is not None}
+
+
+def time_hint(guessed: dict, split: str) -> str:
+    """With a random split, what to set when a column of dates makes the rows a series over time."""
+    dated = [name for name, why in guessed.items() if why == "dates"]
+    if split != "random" or not dated:
+        return ""
+    return (
+        f" If the rows are a series over time, set prepare.split: time and data.time_column: {dated[0]} to test "
+        "on the latest rows: a random split tests on the neighbours of training rows, which flatters the score."
+    )
+
+
 def prepare(params: dict, raw: Path, prepared: Path) -> None:
     """The raw table (a CSV file) split into train and test sets, and its summary, in `prepared`."""
     data = declared(params)
     fraction, random_state = test_size(params), seed(params)
+    split, time_column = split_settings(params)
     frame = read_csv(raw)
     target = data["target"]
     task, why = decide_task(frame[target].dropna(), data["task"]) if target in frame.columns else ("", "")
     found = problems(frame, data, task, min_rows=max(4, round(2 / min(fraction, 1 - fraction))))
+    times = as_times(frame[time_column]) if time_column in frame.columns else None
+    found += time_problems(frame, time_column, times)
     if found:
         raise PipelineError(f"{raw}: " + "; ".join(found) + ".")
     numeric, categorical, ignored = column_roles(frame, target, data["drop"])
+    if ignored.get(time_column) == "dates":
+        ignored[time_column] = "dates (data.time_column)"
     unlabelled = int(frame[target].isna().sum())
     labelled = frame.dropna(subset=[target])
     summary = {"target": target, "task": task, "numeric": numeric, "categorical": categorical, "ignored": ignored}
@@ -198,23 +315,26 @@ def prepare(params: dict, raw: Path, prepared: Path) -> None:
         if len(summary["classes"]) == 2:
             summary["positive_class"] = positive_class(labelled[target], data["positive_class"])
     summary["data"] = profile(frame, target, task)
-    stratify = labelled[target] if task == "classification" else None
-    try:
-        train, test = train_test_split(labelled, test_size=fraction, random_state=random_state, stratify=stratify)
-    except ValueError as error:
-        raise PipelineError(f"prepare.test_size={fraction} cannot split {len(labelled)} rows: {error}") from error
+    train, test, summary["split"] = split_rows(
+        labelled, target, task, split, times, time_column, fraction, random_state
+    )
 
     print(f"prepare: task {task} ({why}; data.task in params.yaml chooses)")
     if "positive_class" in summary:
         print(f"prepare: positive class {summary['positive_class']!r} (data.positive_class chooses)")
     if unlabelled:
         print(f"prepare: {unlabelled} rows without a value of '{target}' are left out")
-    guessed = {name: why for name, why in ignored.items() if why != "listed in data.drop"}
+    guessed = {name: why for name, why in ignored.items() if why != "listed in data.drop" and name != time_column}
     if guessed:
         listed = ", ".join(f"'{name}' ({why})" for name, why in guessed.items())
         print(
             f"prepare: warning: not used as features: {listed}; add them to data.drop in params.yaml to say so, "
-            "or turn them into features in your data (a date into year or weekday, say)."
+            "or turn them into features in your data (a date into year or weekday, say)." + time_hint(guessed, split)
+        )
+    if split == "time":
+        print(
+            f"prepare: time split by '{time_column}': trained on rows up to {summary['split']['train_until']}, "
+            f"tested on rows from {summary['split']['test_from']} on"
         )
     write_parquet(train, prepared / TRAIN)
     write_parquet(test, prepared / TEST)

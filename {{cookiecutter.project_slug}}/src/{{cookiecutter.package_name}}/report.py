@@ -50,6 +50,7 @@ from .config import (
     SUMMARY,
     TEST,
     TRAIN,
+    WARNINGS,
     PipelineError,
     declared,
     run_main,
@@ -233,6 +234,36 @@ def baseline_section(scores: dict) -> list[str]:
             f"{baseline[headline]:.4f}): it has learnt nothing useful yet."
         )
     return [*lines, "", verdict, ""]
+
+
+def too_good_section(warnings: list | None) -> list[str]:
+    """evaluate's warnings that this change's scores look too good to be true (its warnings.json)."""
+    if not warnings:
+        return []
+    return ["### Too good to be true?", "", *(f"- {warning['message']}" for warning in warnings), ""]
+
+
+def split_lines(base: dict | None, head: dict | None) -> list[str]:
+    """Which rows this change tests on (prepare's split, from summary.json), and whether the base split differently."""
+    if not head:
+        return []
+
+    def said(summary: dict) -> str:
+        how = summary.get("split") or {"method": "random"}  # summaries from before the choice: random
+        share = f"{how['test_size']:.0%} of rows" if "test_size" in how else "share of rows"
+        if how["method"] == "time":
+            return f"the latest {share} by `{how['time_column']}`, from {how['test_from']} (`prepare.split: time`)"
+        stratified = ", stratified by class" if how.get("stratified") else ""
+        return f"a random {share}{stratified} (`prepare.split: random`)"
+
+    def key(summary: dict) -> tuple:  # a changed test_size shows in the parameters' table
+        how = summary.get("split") or {}
+        return how.get("method", "random"), how.get("time_column")
+
+    line = f"Test rows: {said(head)}."
+    if base and key(base) != key(head):
+        line += f" The base's: {said(base)}; the two are scored on different test rows."
+    return [line, ""]
 
 
 def raw_data_hash(lock_text: str | None, raw: Path) -> str | None:
@@ -493,12 +524,6 @@ def test_rows_line(head: Predictions, scores: dict, base_scores: dict | None, su
     return text
 
 
-def warnings_section(*sources: dict | None) -> list[str]:
-    """What evaluate or prepare flagged (a `warnings` list in their outputs), as quoted lines."""
-    found = [w for source in sources if source for w in source.get("warnings", []) if isinstance(w, str)]
-    return [f"> **Check:** {warning}" for warning in found] + ([""] if found else [])
-
-
 def estimator_section(base_params: dict | None, head_params: dict | None) -> list[str]:
     """Both estimators' settings, when the estimator changed: the params diff shows only what changed."""
     train = [(params or {}).get("train", {}) for params in (base_params, head_params)]
@@ -556,10 +581,11 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
             f"{name} has no test-row predictions and no model these test rows can be scored with: no verdict.",
             "",
         ]
-    lines += warnings_section(scores, head_summary)
+    lines += too_good_section(read_head(evaluation / WARNINGS))
     lines += ["### Metrics (test set)", ""]
     lines += comparison_table(against, score_names(scores), head_summary) if against else [metrics]
     lines += ["", test_rows_line(head, scores, base_scores, head_summary, against), ""]
+    lines += split_lines(read_base(summary), head_summary)
     if production:
         lines += [f"### Against the model in production (`{production}`)", ""]
         deployed_against = compare_with(reader(production), f"production (`{production}`)", paths, head, head_summary)
