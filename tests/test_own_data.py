@@ -187,7 +187,7 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     table = pd.read_csv(PENGUINS / "penguins-raw.csv").drop(columns=["Sample Number", "studyName"])
     use_own_table(project, table, target="Species")
     output, _, summary = repro(project)
-    [warning] = [line for line in output.splitlines() if "warning" in line]
+    [warning] = [line for line in output.splitlines() if line.startswith("prepare: warning")]
     assert "'Individual ID' (free text" in warning and "'Date Egg' (dates)" in warning and "data.drop" in warning
     assert {"Individual ID", "Date Egg"} <= set(summary["ignored"])
 
@@ -195,7 +195,7 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     params["data"]["drop"] = ["Individual ID", "Date Egg", "Comments"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     output, metrics, _ = repro(project)
-    assert "warning" not in output
+    assert "prepare: warning" not in output
     inputs = model_inputs(project)
     assert not {"Individual ID", "Date Egg", "Comments", "Species"} & set(inputs)
     assert {"Island", "Sex", "Body Mass (g)"} <= set(inputs)
