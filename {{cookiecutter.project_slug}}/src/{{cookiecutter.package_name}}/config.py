@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow
 import yaml
@@ -219,7 +220,7 @@ def parse_csv(path: Path, encoding: str, options: dict, engine: str) -> pd.DataF
             dated = [
                 name
                 for name, kind in frame.dtypes.items()
-                if kind.kind == "M" or (kind == object and frame[name].map(type).isin(DATE_TYPES).any())
+                if kind.kind == "M" or (kind is np.dtype(object) and frame[name].map(type).isin(DATE_TYPES).any())
             ]
             if dated:
                 again = {**options, "dtype": {**options["dtype"], **dict.fromkeys(dated, "str")}}
@@ -300,6 +301,21 @@ def reading_said(path: Path, how: dict) -> str:
         f"read {path}: {sep}-separated, decimal {decimal}, encoding {how['encoding']} "
         f"(detected: {detected}; data.csv in params.yaml declares them)"
     )
+
+
+def checked(*checks: Callable[[], object]) -> list:
+    """Each check's value (a check reads and validates params.yaml values, raising PipelineError),
+    or one PipelineError naming every problem the checks found, so params.yaml is fixed in one go."""
+    values, found = [], []
+    for check in checks:
+        try:
+            values.append(check())
+        except PipelineError as error:
+            found.append(str(error).removeprefix("params.yaml: ").removesuffix("."))
+            values.append(None)
+    if found:
+        raise PipelineError("params.yaml: " + "; ".join(found) + ".")
+    return values
 
 
 def read_summary(path: Path) -> dict:
