@@ -217,6 +217,9 @@ def parse_csv(path: Path, encoding: str, options: dict, engine: str) -> pd.DataF
             pyarrow.default_memory_pool().release_unused()
             if any_binary(frame):
                 raise UnicodeDecodeError(encoding, b"", 0, 1, "bytes outside the encoding (read by pyarrow)")
+            # A column of true/false with blanks: pyarrow leaves None where pandas writes NaN.
+            for name in frame.select_dtypes("object", exclude="str").columns:
+                frame[name] = frame[name].where(frame[name].notna(), np.nan)
             dated = [
                 name
                 for name, kind in frame.dtypes.items()
