@@ -6,10 +6,11 @@ from threadpoolctl import threadpool_limits
 import {{cookiecutter.package_name}}.train as training
 from {{cookiecutter.package_name}}.config import TRAIN, PipelineError
 from {{cookiecutter.package_name}}.model_file import load_model, model_columns
+from {{cookiecutter.package_name}}.predict import predictions
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import ESTIMATORS, build_estimator, fit_in_steps, train
 
-from .conftest import MODEL, PREPARED, RAW, make_messy_frame
+from .conftest import MODEL, PREPARED, RAW, make_frame, make_messy_frame
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
@@ -41,6 +42,17 @@ def test_every_estimator_has_a_regressor(project, params, estimator):
     assert not hasattr(model, "predict_proba")
     assert type(model[-1]).__name__ in {"HistGradientBoostingRegressor", "RandomForestRegressor", "Ridge"}
     assert model.predict(pd.read_parquet(PREPARED / TRAIN)).dtype.kind == "f"
+
+
+def test_whole_number_labels_with_a_blank_predict_whole_class_names(project, params):
+    frame = make_frame()
+    frame.loc[5, "label"] = None  # the labels read as 0.0 and 1.0
+    frame.to_csv(RAW, index=False)
+    params["data"]["positive_class"] = 1
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    predicted = predictions(load_model(MODEL), frame.drop(columns="label").head(3))
+    assert list(predicted.columns[-3:]) == ["predicted_label", "probability_0", "probability_1"]
 
 
 def test_unknown_estimator_is_rejected_before_any_output(project, params):

@@ -183,17 +183,27 @@ def numbers_from_text(frame: pd.DataFrame, declared: dict, decimal: str) -> dict
             continue
         if pd.api.types.is_bool_dtype(column) or pd.api.types.is_datetime64_any_dtype(column):
             continue
-        text = column.dropna().astype(str).str.strip()
-        numbers = pd.to_numeric(text.str.replace(decimal, ".", regex=False), errors="coerce")
-        others = text[numbers.isna()]
-        markers = set(others.str.lower()) <= MISSING_MARKERS and numbers.notna().sum() >= len(others)
-        if name in declared["numeric"] or (
-            numbers.notna().any() and (numbers.notna().mean() >= NUMBER_SHARE or markers)
-        ):
-            frame[name] = numbers.reindex(frame.index)
+        # Each distinct value parsed once (a category column has few); a column whose first
+        # thousand distinct values are mostly no numbers is text, without parsing the rest.
+        distinct = pd.Series(column.dropna().unique()).astype(str)
+        if name not in declared["numeric"] and as_numbers(distinct.head(1000), decimal).notna().mean() < 0.5:
+            continue
+        numbers = as_numbers(distinct, decimal)
+        counts = column.value_counts().reindex(distinct.to_numpy(), fill_value=0).to_numpy()
+        others = distinct[numbers.isna().to_numpy()]
+        share = counts[numbers.notna().to_numpy()].sum() / max(counts.sum(), 1)
+        markers = set(others.str.strip().str.lower()) <= MISSING_MARKERS and share >= 0.5
+        if name in declared["numeric"] or share >= NUMBER_SHARE or markers:
+            frame[name] = as_numbers(column.astype("str"), decimal).where(column.notna())
             if len(others):
-                stray[name] = list(dict.fromkeys(others))
+                stray[name] = list(others)
     return stray
+
+
+def as_numbers(text: pd.Series, decimal: str) -> pd.Series:
+    """Text as numbers (surrounding spaces ignored), NaN where a cell is no number."""
+    text = text.str.strip()
+    return pd.to_numeric(text.str.replace(decimal, ".", regex=False) if decimal != "." else text, errors="coerce")
 
 
 def whole_labels(frame: pd.DataFrame, target: str) -> None:
