@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from {{cookiecutter.package_name}}.config import SUMMARY, TEST, TRAIN, PipelineError, read_summary, read_table
+from {{cookiecutter.package_name}}.config import SUMMARY, TEST, TRAIN, PipelineError, read_summary
 from {{cookiecutter.package_name}}.prepare import prepare
 
 from .conftest import PREPARED, RAW, make_frame, make_messy_frame
@@ -369,37 +369,3 @@ def test_infinite_cells_are_named_by_prepare(project, params):
     params["data"]["na_values"] = ["inf", "-inf"]
     prepare(params, RAW, PREPARED)
     assert "alpha" in read_summary(PREPARED / SUMMARY)["numeric"]
-
-
-def mixed_frame(rows: int = 3000) -> pd.DataFrame:
-    """Every kind of column, and the cells that tell parsers apart."""
-    rng = np.random.default_rng(5)
-    frame = make_messy_frame(rows).assign(
-        flag=rng.choice(["true", "False", "TRUE"], rows),
-        count=rng.integers(0, 5, rows),
-        stamp=pd.date_range("2020-01-01", periods=rows, freq="min").strftime("%Y-%m-%d %H:%M:%S"),
-        clock=pd.date_range("2020-01-01", periods=rows, freq="min").strftime("%H:%M"),
-        code=[f"{i % 50:04d}" for i in range(rows)],
-        spaced=rng.choice([" a", "b ", "c"], rows),
-        stray=rng.normal(size=rows).round(4).astype(str),
-    )
-    frame.loc[::97, "stray"] = "?"
-    frame.loc[::13, "count"] = None
-    frame.loc[::11, "flag"] = "NA"
-    return frame
-
-
-@pytest.mark.parametrize("kind", ["comma", "european"])
-def test_pyarrow_reads_what_pandas_reads(project, kind):
-    """The fast parser where it reads the same values, pandas' own where not: the two agree."""
-    frame = mixed_frame()
-    if kind == "comma":
-        frame.to_csv(RAW, index=False)
-    else:
-        frame.to_csv(RAW, index=False, sep=";", decimal=",")
-    reading = {"na_values": ["missing"], "text": ["code"]}
-    fast, how = read_table(RAW, engine="pyarrow", **reading)
-    plain, same_how = read_table(RAW, engine="c", **reading)
-    assert how == same_how
-    pd.testing.assert_frame_equal(fast, plain)
-    assert fast["stamp"].iloc[0] == "2020-01-01 00:00:00" and fast["code"].iloc[7] == "0007"
