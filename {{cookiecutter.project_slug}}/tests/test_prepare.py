@@ -224,7 +224,7 @@ def test_exports_are_read_as_written_and_what_was_used_is_said(project, params, 
     frame = make_messy_frame(rows=60).assign(colour=lambda t: t["colour"].replace("red", "rouge é"))
     RAW.write_bytes(exports(frame)[kind])
     prepare(params, RAW, PREPARED)
-    assert f"prepare: read raw.csv: {said} (detected" in capsys.readouterr().out
+    assert f"prepare: read raw.csv: {said} (detected; data.csv in params.yaml sets them)" in capsys.readouterr().out
     prepared = pd.concat([pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)]).sort_values("id")
     expected = frame.astype({"colour": "str"}).sort_values("id")
     pd.testing.assert_frame_equal(prepared.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
@@ -235,9 +235,8 @@ def test_declared_reading_wins_and_a_wrong_encoding_is_one_sentence(project, par
     RAW.write_bytes(frame.to_csv(index=False, sep="|").encode("utf-8"))
     params["data"]["csv"] = {"sep": "|", "decimal": None, "encoding": "ascii"}
     prepare(params, RAW, PREPARED)
-    assert "prepare: read raw.csv: vertical bar-separated, decimal point, encoding ascii (detected: decimal" in (
-        capsys.readouterr().out
-    )
+    out = capsys.readouterr().out
+    assert "prepare: read raw.csv: vertical bar-separated, decimal point, encoding ascii (sep, encoding from data.csv)" in out
     RAW.write_bytes(frame.assign(alpha="é").to_csv(index=False, sep="|").encode("utf-8"))
     with pytest.raises(PipelineError, match=r"^raw.csv is not encoded as ascii: .* \(set data.csv.encoding in params"):
         prepare(params, RAW, PREPARED)

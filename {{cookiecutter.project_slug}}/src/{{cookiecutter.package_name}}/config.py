@@ -250,23 +250,21 @@ def sniff_separator(lines: list[str]) -> str:
 
 
 def sniff_decimal(lines: list[str], sep: str) -> str:
-    """A comma when numbers in the sniffed lines are written with one and none with a point."""
+    """A comma when more numbers in the sniffed lines are written with one than with a point."""
     if sep == ",":
         return "."
     cells = [cell.strip() for row in list(csvlib.reader(lines, delimiter=sep))[1:] for cell in row]
-    comma = any(COMMA_NUMBER.fullmatch(cell) for cell in cells)
-    return "," if comma and not any(POINT_NUMBER.fullmatch(cell) for cell in cells) else "."
+    comma = sum(1 for cell in cells if COMMA_NUMBER.fullmatch(cell))
+    return "," if comma > sum(1 for cell in cells if POINT_NUMBER.fullmatch(cell)) else "."
 
 
 def reading_said(path: Path, how: dict) -> str:
     """What `read_table` used, for the stage's output."""
     sep = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "vertical bar"}.get(how["sep"], repr(how["sep"]))
     decimal = "comma" if how["decimal"] == "," else "point" if how["decimal"] == "." else repr(how["decimal"])
-    detected = ", ".join(how["detected"]) or "none"
-    return (
-        f"read {path}: {sep}-separated, decimal {decimal}, encoding {how['encoding']} "
-        f"(detected: {detected}; data.csv in params.yaml declares them)"
-    )
+    declared = [key for key in ("sep", "decimal", "encoding") if key not in how["detected"]]
+    source = f"{', '.join(declared)} from data.csv" if declared else "detected; data.csv in params.yaml sets them"
+    return f"read {path}: {sep}-separated, decimal {decimal}, encoding {how['encoding']} ({source})"
 
 
 def checked(*checks: Callable[[], object]) -> list:

@@ -48,9 +48,10 @@ MISSING_MARKERS = {"?", "-", "--", ".", "n/a", "na", "n.a.", "nan", "none", "nul
 # largest: 1, 2, 3, ... with gaps. A quantity (a population, a floor area, an income) is spread
 # over a range far wider than its count of rows, even when no two rows share a value.
 ID_UNIQUE_SHARE, ID_RANGE_SHARE = 0.95, 0.5
-# A date has at least two groups of digits ("2024-01-31", "31/01/2024 10:00") or a month's name
-# and a number ("Jan 5, 2024"); a month alone ("Jan", "may"), an ordinal ("1st") or a year is not.
-DIGITS = re.compile(r"\d+")
+# A date has two numbers joined by - / . or : ("2024-01-31", "31/01/2024 10:00") or a month's name
+# and a number ("Jan 5, 2024"); a month alone ("Jan", "may"), an ordinal ("1st"), a year or a number
+# with a decimal comma ("18,7") is not.
+JOINED_NUMBERS, DIGITS = re.compile(r"\d\s*[-/.:]\s*\d"), re.compile(r"\d")
 MONTH = re.compile(r"(?i)\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b")
 
 
@@ -158,8 +159,7 @@ def looks_like_date(column: pd.Series) -> bool:
 
 
 def date_shaped(value: str) -> bool:
-    digits = len(DIGITS.findall(value))
-    return digits >= 2 or (digits == 1 and MONTH.search(value) is not None)
+    return bool(JOINED_NUMBERS.search(value) or (DIGITS.search(value) and MONTH.search(value)))
 
 
 def looks_like_id(column: pd.Series) -> bool:
