@@ -211,7 +211,10 @@ def test_a_european_spreadsheet_export_trains_and_a_failed_repro_goes_back(proje
         ),
         (
             lambda t: t.drop(columns="Clutch Completion"),
-            "no target column 'Clutch Completion' (rename your label column or set data.target in params.yaml)",
+            "no target column 'Clutch Completion' (the file has 'studyName', 'Sample Number', 'Species', 'Region', "
+            "'Island', 'Stage', 'Individual ID', 'Date Egg', 'Culmen Length (mm)', 'Culmen Depth (mm)', "
+            "'Flipper Length (mm)', 'Body Mass (g)', 'Sex', 'Delta 15 N (o/oo)', 'Delta 13 C (o/oo)', 'Comments'; "
+            "rename your label column or set data.target in params.yaml)",
         ),
     ],
 )

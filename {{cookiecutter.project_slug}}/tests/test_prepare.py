@@ -195,7 +195,8 @@ def test_an_excel_workbook_saved_as_csv_is_named(project, params):
         workbook.writestr("xl/workbook.xml", "<workbook/>")
     with pytest.raises(PipelineError) as error:
         prepare(params, RAW, PREPARED)
-    assert str(error.value) == "raw.csv is an Excel workbook (or another zip archive), not a CSV file: save it as CSV UTF-8."
+    sentence = "is an Excel workbook (or another zip archive), not a CSV file: save it as CSV UTF-8."
+    assert str(error.value) == f"raw.csv {sentence}"
 
 
 def exports(frame: pd.DataFrame) -> dict[str, bytes]:
@@ -235,8 +236,8 @@ def test_declared_reading_wins_and_a_wrong_encoding_is_one_sentence(project, par
     RAW.write_bytes(frame.to_csv(index=False, sep="|").encode("utf-8"))
     params["data"]["csv"] = {"sep": "|", "decimal": None, "encoding": "ascii"}
     prepare(params, RAW, PREPARED)
-    out = capsys.readouterr().out
-    assert "prepare: read raw.csv: vertical bar-separated, decimal point, encoding ascii (sep, encoding from data.csv)" in out
+    said = "vertical bar-separated, decimal point, encoding ascii (sep, encoding from data.csv)"
+    assert f"prepare: read raw.csv: {said}" in capsys.readouterr().out
     RAW.write_bytes(frame.assign(alpha="é").to_csv(index=False, sep="|").encode("utf-8"))
     with pytest.raises(PipelineError, match=r"^raw.csv is not encoded as ascii: .* \(set data.csv.encoding in params"):
         prepare(params, RAW, PREPARED)
