@@ -206,6 +206,43 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     assert list(predicted["Individual ID"]) == list(table["Individual ID"].head(3))
 
 
+def test_a_european_spreadsheet_export_trains_and_a_failed_repro_goes_back(project):
+    """Penguins as a spreadsheet in Europe exports them: `;`-separated, decimal commas, Windows'
+    encoding, a header with a trailing space, a row number with a blank, a stray `?` in a number
+    column. Then an empty file: one line, and the README's way back to the committed data."""
+    table = pd.read_csv(PENGUINS / "penguins.csv").assign(island=lambda t: t["island"].replace("Biscoe", "Biscoë"))
+    table.insert(0, "row", range(1, len(table) + 1))
+    table = table.astype({"row": object})
+    table.loc[10, "row"] = None
+    table["bill_length_mm"] = table["bill_length_mm"].map(lambda value: str(value).replace(".", ","))
+    table.loc[[3, 20], "bill_length_mm"] = "?"  # and the column's blanks are "nan": missing values too
+    raw = project / "data/raw/dataset.csv"
+    exported = table.to_csv(index=False, sep=";", decimal=",").replace("species", "species ", 1)
+    raw.write_bytes(exported.encode("cp1252"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["target"] = "species"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output, metrics, summary = repro(project)
+    assert "prepare: read data/raw/dataset.csv: semicolon-separated, decimal comma, encoding cp1252" in output
+    assert "read as numbers, with these cells missing: 'bill_length_mm' ('?')" in output
+    assert summary["ignored"] == {"row": "numbers the rows (an ID?)"} and "bill_length_mm" in summary["numeric"]
+    assert summary["categorical"] == ["island", "sex"]
+    assert "Biscoë" in set(pd.read_parquet(project / "data/prepared/train.parquet")["island"])
+    assert metrics["balanced_accuracy"] > 0.9
+    run(["git", "add", "--all"], project)
+    run(["git", "commit", "--quiet", "-m", "European export"], project)
+
+    raw.write_bytes(b"")
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert "error: data/raw/dataset.csv is empty: write your table there" in result.stderr
+    assert "size: 0" in (project / "data/raw/dataset.csv.dvc").read_text()  # what DVC recorded before prepare ran
+    run(["git", "checkout", "data/raw/dataset.csv.dvc"], project)
+    run(["dvc", "checkout"], project)
+    assert raw.read_bytes() == exported.encode("cp1252")
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -216,7 +253,10 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
         ),
         (
             lambda t: t.drop(columns="Clutch Completion"),
-            "no target column 'Clutch Completion' (rename your label column or set data.target in params.yaml)",
+            "no target column 'Clutch Completion' (the file has 'studyName', 'Sample Number', 'Species', 'Region', "
+            "'Island', 'Stage', 'Individual ID', 'Date Egg', 'Culmen Length (mm)', 'Culmen Depth (mm)', "
+            "'Flipper Length (mm)', 'Body Mass (g)', 'Sex', 'Delta 15 N (o/oo)', 'Delta 13 C (o/oo)', 'Comments'; "
+            "rename your label column or set data.target in params.yaml)",
         ),
     ],
 )
