@@ -8,6 +8,7 @@ GitLab does, for the pipeline a scenario's variables describe.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -95,3 +96,51 @@ def deep_merge(base: dict, over: dict) -> dict:
         both_mappings = isinstance(value, dict) and isinstance(merged.get(key), dict)
         merged[key] = deep_merge(merged[key], value) if both_mappings else value
     return merged
+
+
+# GitLab's predefined variables that only a running job has (doc/ci/variables/predefined_variables.md,
+# "Availability: Job-only"): they are unknown when GitLab creates the pipeline.
+JOB_ONLY_VARIABLES = {
+    *("CI_BUILDS_DIR", "CI_CONCURRENT_ID", "CI_CONCURRENT_PROJECT_ID", "CI_DEPLOY_PASSWORD", "CI_DEPLOY_USER"),
+    *("CI_JOB_ID", "CI_JOB_STATUS", "CI_JOB_TIMEOUT", "CI_JOB_TOKEN", "CI_JOB_URL", "CI_JOB_STARTED_AT"),
+    *("CI_PIPELINE_ID", "CI_PIPELINE_URL", "CI_PROJECT_DIR", "CI_REGISTRY_PASSWORD", "CI_REGISTRY_USER"),
+    *("CI_REPOSITORY_URL", "CI_RUNNER_DESCRIPTION", "CI_RUNNER_EXECUTABLE_ARCH", "CI_RUNNER_ID"),
+    *("CI_RUNNER_REVISION", "CI_RUNNER_SHORT_TOKEN", "CI_RUNNER_TAGS", "CI_RUNNER_VERSION", "CI_SERVER"),
+    "CI_TRIGGER_SHORT_TOKEN",
+}
+VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+
+
+def tags_unknown_at_creation(config: dict) -> dict[str, list[str]]:
+    """Each job's `tags:` entries that name a variable GitLab does not know when it creates the
+    pipeline, which is when it expands them once (lib/gitlab/ci/pipeline/seed/build.rb,
+    `evaluate_runner_tags`; an unknown variable stays as written and no runner matches). Known
+    then: the configuration's `variables:` (the job's and the global ones, whose values are checked
+    in turn), and the predefined variables that are not job-only."""
+    unknown: dict[str, list[str]] = {}
+    for name, job in config.items():
+        if not isinstance(job, dict) or "tags" not in job:
+            continue
+        defined = {**variable_values(config.get("variables")), **variable_values(job.get("variables"))}
+        bad = [tag for tag in job["tags"] if not known_at_creation(str(tag), defined, set())]
+        if bad:
+            unknown[name] = bad
+    return unknown
+
+
+def variable_values(variables: dict | None) -> dict[str, str]:
+    return {
+        key: str(value.get("value", "") if isinstance(value, dict) else value)
+        for key, value in (variables or {}).items()
+    }
+
+
+def known_at_creation(text: str, defined: dict[str, str], seen: set[str]) -> bool:
+    for match in VARIABLE.finditer(text):
+        name = match.group(1) or match.group(2)
+        if name in defined:
+            if name in seen or not known_at_creation(defined[name], defined, seen | {name}):
+                return False
+        elif name in JOB_ONLY_VARIABLES or not name.startswith(("CI_", "GITLAB_")):
+            return False  # job-only, or a CI/CD variable the project may not have
+    return True

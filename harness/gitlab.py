@@ -180,6 +180,7 @@ class LocalGitLab:
         of the source branch (a retried pipeline) instead of its tip. `tag`: the pipeline of a tag
         push (a tag of the developer's clone is pushed to the project first)."""
         in_fork = fork == "runs_in_fork"
+        number = next(self.runs)
         here_path, here_id = (FORK_PATH, FORK_ID) if in_fork else (PROJECT_PATH, PROJECT_ID)
         values = {
             "CI_SERVER_URL": self.api.url,
@@ -190,7 +191,8 @@ class LocalGitLab:
             "CI_PROJECT_URL": self.url(here_path),
             "CI_REPOSITORY_URL": self.url(here_path, f"gitlab-ci-token:{JOB_TOKEN}") + ".git",
             "CI_DEFAULT_BRANCH": "main",
-            "CI_PIPELINE_ID": str(1000 + next(self.runs)),
+            "CI_PIPELINE_ID": str(1000 + number),  # instance-wide, known to jobs only
+            "CI_PIPELINE_IID": str(number + 1),  # the project's count, known when GitLab creates the pipeline
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
             "CML_STAND_IN_LOG": str(self.cml_log),
             **self.url_rewrite(),

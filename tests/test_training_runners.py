@@ -108,7 +108,7 @@ def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(pro
     train, launch = config["train"], config["launch-runner"]
     launch_command = shlex.split(next(line for line in launch["script"] if line.startswith("cml runner launch")))
     labels = launch_command[launch_command.index("--labels") + 1]
-    assert train["tags"] == [labels] == ["cml-$CI_PIPELINE_ID"]
+    assert train["tags"] == [labels] == ["cml-$CI_PIPELINE_IID"]  # known when GitLab creates the pipeline
     assert train["extends"] == ".python" and "image" not in train  # the project's Python image, not CML's
     assert "--single" in launch_command and "--cloud-spot" not in launch_command
     timeout = launch_command[launch_command.index("--idle-timeout") + 1]
