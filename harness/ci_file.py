@@ -144,3 +144,25 @@ def known_at_creation(text: str, defined: dict[str, str], seen: set[str]) -> boo
         elif name in JOB_ONLY_VARIABLES or not name.startswith(("CI_", "GITLAB_")):
             return False  # job-only, or a CI/CD variable the project may not have
     return True
+
+
+def resolved(config: dict, name: str) -> dict:
+    """Job `name` with its `extends:` merged in, as GitLab merges them: the bases first, in order,
+    then the job's own keys (lib/gitlab/ci/config/extendable/entry.rb)."""
+    job = config[name]
+    bases = job.get("extends", [])
+    merged: dict = {}
+    for base in [bases] if isinstance(bases, str) else bases:
+        merged = deep_merge(merged, resolved(config, base))
+    return deep_merge(merged, job)
+
+
+def interruptible_jobs(config: dict) -> set[str]:
+    """The jobs that are interruptible: their own (or extended) `interruptible:`, else `default:`'s."""
+    default = (config.get("default") or {}).get("interruptible", False)
+    jobs = [name for name, job in config.items() if isinstance(job, dict) and not name.startswith(".")]
+    return {
+        name
+        for name in jobs
+        if "script" in resolved(config, name) and resolved(config, name).get("interruptible", default)
+    }
