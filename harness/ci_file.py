@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -19,6 +20,8 @@ from harness.project import VENV_BIN, project_env, run
 
 PROJECT_URL = "https://gitlab.example.com/ml/demo"
 CI_FILE = ".gitlab-ci.yml"
+HEADER_END = "\n---\n"  # after a `spec:` header (doc/ci/yaml/_index.md, "Header keywords")
+INPUT = re.compile(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]")
 # Predefined variables the scenarios override (gitlab-ci-local warns on stdout otherwise).
 OVERRIDDEN = "CI_PIPELINE_SOURCE,CI_COMMIT_BRANCH,CI_COMMIT_TAG,CI_COMMIT_REF_NAME,CI_OPEN_MERGE_REQUESTS"
 OVERRIDDEN += ",CI_MERGE_REQUEST_IID,CI_PROJECT_ID,CI_COMMIT_REF_PROTECTED"
@@ -42,9 +45,17 @@ def tag(name: str, **variables: str) -> dict:
 
 
 def check_jsonschema(ci_file: Path) -> subprocess.CompletedProcess:
-    """Validate against GitLab's CI schema as vendored in check-jsonschema (no network needed)."""
+    """Validate against GitLab's CI schema as vendored in check-jsonschema (no network needed). A
+    file with a `spec:` header is two YAML documents, which check-jsonschema does not read: each
+    is validated on its own (the schema has `spec` among the top-level keys)."""
     args = [str(VENV_BIN / "check-jsonschema"), "--builtin-schema", "vendor.gitlab-ci", "--data-transform", "gitlab-ci"]
-    return subprocess.run([*args, ci_file.name], cwd=ci_file.parent, capture_output=True, text=True)
+    header, body = split_header(ci_file.read_text(encoding="utf-8"))
+    if header is None:
+        return subprocess.run([*args, ci_file.name], cwd=ci_file.parent, capture_output=True, text=True)
+    with tempfile.TemporaryDirectory() as parts:
+        for name, part in (("header.yml", header), ("body.yml", body)):
+            (Path(parts) / name).write_text(part, encoding="utf-8")
+        return subprocess.run([*args, "header.yml", "body.yml"], cwd=parts, capture_output=True, text=True)
 
 
 def add_origin(repo: Path) -> None:
@@ -75,18 +86,44 @@ def list_json(repo: Path, scenario: dict, *args: str) -> dict[str, str]:
     return {name: job["when"] for name, job in listed_jobs(repo, scenario, *args).items()}
 
 
-def load(project: Path) -> dict:
+def load(project: Path, inputs: dict[str, str] | None = None) -> dict:
     """The configuration with its local includes merged in as GitLab merges them: the included
-    files first, in order, then .gitlab-ci.yml over them, mappings merged key by key."""
-    main = yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    files first, in order, then .gitlab-ci.yml over them, mappings merged key by key; `inputs`
+    are the pipeline's (Run pipeline), each file's `spec:inputs` interpolated first."""
+    main = read_config(project / CI_FILE, inputs)
     merged: dict = {}
     for entry in main.pop("include", []):
-        merged = deep_merge(merged, yaml.safe_load((project / entry["local"]).read_text(encoding="utf-8")))
+        merged = deep_merge(merged, read_config(project / entry["local"], entry.get("inputs")))
     return deep_merge(merged, main)
 
 
+def read_config(path: Path, inputs: dict[str, str] | None = None) -> dict:
+    """One configuration file as GitLab reads it: a `spec:` header's inputs (given, else their
+    default) put where the rest says `$[[ inputs.NAME ]]` (always inside a quoted string here)."""
+    header, body = split_header(path.read_text(encoding="utf-8"))
+    if header is None:
+        return yaml.safe_load(body)
+    values = {}
+    for name, spec in yaml.safe_load(header)["spec"]["inputs"].items():
+        if name not in (inputs or {}) and "default" not in (spec or {}):
+            raise ValueError(f"{path.name}: the input {name} has no default and was not given")
+        values[name] = str((inputs or {}).get(name, (spec or {}).get("default")))
+    unknown = set(inputs or {}) - set(values)
+    if unknown:
+        raise ValueError(f"{path.name}: unknown inputs {sorted(unknown)}")
+    return yaml.safe_load(INPUT.sub(lambda found: values[found.group(1)], body))
+
+
+def split_header(text: str) -> tuple[str | None, str]:
+    """(the `spec:` header, or None; the configuration after it)."""
+    first, separator, rest = text.partition(HEADER_END)
+    if separator and "spec" in (yaml.safe_load(first) or {}):
+        return first, rest
+    return None, text
+
+
 def included_files(project: Path) -> list[str]:
-    config = yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    config = read_config(project / CI_FILE)
     return [CI_FILE] + [entry["local"] for entry in config.get("include", [])]
 
 

@@ -174,11 +174,13 @@ class LocalGitLab:
         variables: dict | None = None,
         sha: str = "",
         tag: str = "",
+        inputs: dict | None = None,
     ) -> PipelineRun:
         """One pipeline. `fork`: "" (same project), "runs_in_fork" or "runs_in_parent" (a
         maintainer ran the fork's merge request pipeline in this project). `sha`: an older commit
         of the source branch (a retried pipeline) instead of its tip. `tag`: the pipeline of a tag
-        push (a tag of the developer's clone is pushed to the project first)."""
+        push (a tag of the developer's clone is pushed to the project first). `inputs`: the
+        pipeline's inputs (Run pipeline's form, for the `spec:inputs` of .gitlab-ci.yml)."""
         in_fork = fork == "runs_in_fork"
         number = next(self.runs)
         here_path, here_id = (FORK_PATH, FORK_ID) if in_fork else (PROJECT_PATH, PROJECT_ID)
@@ -232,6 +234,7 @@ class LocalGitLab:
         args = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
         args += [f"--variable={key}={value}" for key, value in values.items()]
         args += [f"--unset-variable={key}" for key in unset]
+        args += [f"--input={key}={value}" for key, value in (inputs or {}).items()]
         predefined = [key for key in [*values, *unset] if key.startswith("CI_")]
         args += ["--ignore-predefined-vars", ",".join(predefined), *jobs]
         result = run(args, checkout, self.env(rewrite=False), check=False)

@@ -39,7 +39,9 @@ def cloud_runner(project: Path, api: GitLabApi | None, *args: str, **variables: 
     """`python3 ci/cloud_runner.py ARGS` as the CML image's jobs run it."""
     env = {"PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}", "HOME": variables.pop("HOME", str(project))}
     if api is not None:
-        env.update(CI_API_V4_URL=api.api_url, CI_PROJECT_ID=PROJECT_ID, REPO_TOKEN=TOKEN, CLOUD_RUNNER_TOKEN=RUNNER_TOKEN)
+        env.update(
+            CI_API_V4_URL=api.api_url, CI_PROJECT_ID=PROJECT_ID, REPO_TOKEN=TOKEN, CLOUD_RUNNER_TOKEN=RUNNER_TOKEN
+        )
     env.update({"CI_PIPELINE_ID": PIPELINE, "CI_PIPELINE_IID": IID, "TRAIN_CLOUD": "aws", **variables})
     command = [sys.executable, "ci/cloud_runner.py", *args]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.ci_file import load
 from harness.gitlab import PROJECT_ID, STAND_INS, merge_request_variables
 from harness.gitlab_api import GitLabApi
 from harness.project import project_env, run
@@ -33,7 +33,7 @@ WATERMARK = '"CML watermark DVC model report")'
 def comment_script(project: Path) -> str:
     """The comment job's steps from the baked .gitlab-ci.yml, for one `bash -eo pipefail` shell as
     GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere."""
-    job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
+    job = load(project)["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
     assert job["script"][:2] == ["source ci/pipeline.sh", 'skip_unless_report_can_be_posted "$REPORT"']
     return "\n".join(job["script"][2:]).replace('"$REPORT"', job["variables"]["REPORT"])

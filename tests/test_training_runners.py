@@ -80,7 +80,7 @@ def test_cml_launches_a_runner_for_a_protected_branch_and_cleans_up_after_the_tr
         "launch-runner": ("on_success", []),
         "train": ("on_success", ["launch-runner"]),
         "remove-runner": ("always", ["launch-runner", "train"]),
-        "register": ("manual", ["train"]),
+        "register": ("manual", ["test", "train"]),
         "promote": ("manual", []),
     }
 
