@@ -230,6 +230,9 @@ class LocalGitLab:
             values.update(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch, CI_COMMIT_REF_NAME=branch)
             checkout = self.checkout(self.origin, self.head(branch), values["CI_PROJECT_URL"])
         values["CI_COMMIT_SHA"] = run(["git", "rev-parse", "HEAD"], checkout, self.env()).stdout.strip()
+        if merge_request:  # what GET .../merge_requests/:iid says: the branch's tip, its newest pipeline's commit
+            tip = self.head(source_branch, source_repo)
+            self.api.set_merge_request(int(values["CI_MERGE_REQUEST_IID"]), tip, "" if sha else values["CI_COMMIT_SHA"])
         values.update(variables or {})
         args = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
         args += [f"--variable={key}={value}" for key, value in values.items()]
