@@ -224,3 +224,14 @@ def test_a_stop_run_after_the_stage_was_assigned_again_keeps_the_environment(git
     stop = stopped.job_log("stop-staging")
     assert "error: 'staging' holds model v0.2.0 again since model#staging!#2: the environment is not stopped." in stop
     assert "is stopped" not in stop and stopped.returncode == 0 and "WARN 3" in stop
+
+
+def test_the_readme_says_where_the_choices_come_from_and_what_a_red_outdated_deploy_means(listed_project):
+    """What no local run shows, said with GitLab's doc page for it: inputs work with pipeline
+    variables off; GitLab fails an outdated deploy (red), unless the stage's resource group runs
+    its jobs oldest first, which only the API sets."""
+    readme = " ".join((listed_project / "README.md").read_text(encoding="utf-8").split())
+    assert "Minimum role to use pipeline variables" in readme and "`ci/inputs/_index.md`" in readme
+    assert "GitLab 17.11 and later" in readme and "Before 17.11" in readme
+    assert "failed_outdated_deployment_job" in readme and "`ci/environments/deployment_safety.md`" in readme
+    assert '--data "process_mode=oldest_first"' in readme and "`ci/resource_groups/_index.md`" in readme
