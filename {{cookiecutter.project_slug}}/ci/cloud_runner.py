@@ -15,8 +15,8 @@ take the paid machine (and, with --single, leave the train job waiting): `wait` 
 A runner whose machine never came up would leave the train job pending for GitLab's hour
 before it is dropped as stuck: `wait` fails the launch job within minutes instead, and then
 GitLab never starts the train job. With --single the runner unregisters itself and destroys its
-VM after the train job; `remove` is for when that did not happen (the job was cancelled, or
-the machine broke).
+VM after the train job; `remove` is for when that did not happen (the job failed, or the
+machine broke).
 
 The label is `cml-<pipeline IID>`: GitLab expands the train job's `tags:` once, as it creates the
 pipeline, when CI_PIPELINE_ID is not known yet (a tag `cml-$CI_PIPELINE_ID` stays as written and
