@@ -11,7 +11,6 @@ a bad file leaves no partial output.
 from pathlib import Path
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .config import (
     SUMMARY,
@@ -198,6 +197,8 @@ def prepare(params: dict, raw: Path, prepared: Path) -> None:
         if len(summary["classes"]) == 2:
             summary["positive_class"] = positive_class(labelled[target], data["positive_class"])
     summary["data"] = profile(frame, target, task)
+    from sklearn.model_selection import train_test_split  # here: a bad file is told before its second of import
+
     stratify = labelled[target] if task == "classification" else None
     try:
         train, test = train_test_split(labelled, test_size=fraction, random_state=random_state, stratify=stratify)
