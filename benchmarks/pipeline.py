@@ -14,7 +14,6 @@ should be slower after.
 """
 
 import argparse
-import json
 import platform
 import re
 import shlex
@@ -48,7 +47,6 @@ class Project:
     def __init__(self, path: Path):
         self.path = path
         self.env = project_env(path)
-        self.package = json.loads((path / ".cookiecutter.json").read_text())["package_name"]
         self.params = (path / "params.yaml").read_text()
         self.baked_cache = cached_files(path)
 
