@@ -63,7 +63,7 @@ DIRECT, ONE_PROCESS = "the three `cmd:` lines run directly", "the three stage fu
 # The stages' functions called one after the other in one interpreter, each with the params and
 # the paths its dvc.yaml `cmd:` line would give it (the arguments after `-m <module>`).
 ONE_PROCESS_SCRIPT = """
-import importlib, shlex, sys
+import importlib, shlex
 from pathlib import Path
 from {package}.config import stage_params
 for name, cmd in {commands!r}.items():
@@ -244,6 +244,7 @@ def main() -> None:
     results, samples, plot_kb = Results(__spec__.name), Samples(), {}
     with tempfile.TemporaryDirectory(prefix="bench-data-size-") as workdir:
         project = Project(bake_defaults(Path(workdir)))
+        dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
         for case in args.cases:
             print(f"{describe(case)}: generating ...", file=sys.stderr)
             project.use_case(case)
@@ -252,8 +253,11 @@ def main() -> None:
                 print(f"{describe(case)}: run {number}/{args.runs} ...", file=sys.stderr)
                 measure_once(project, samples, case, number)
             plot_kb[case] = project.largest_plot_kb()
-        dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
+            # Written after each case: a long run cut short keeps the cases it finished.
+            write_results(results, samples, list(plot_kb), plot_kb, dvc_version)
 
+
+def write_results(results: Results, samples: Samples, cases: list[str], plot_kb: dict, dvc_version: str) -> None:
     summary = [
         "| data | cold `dvc repro` (s) | `cmd:` lines directly (s) | one process (s) | fit (s) "
         "| `dvc repro` / one process | one process / fit | `dvc repro` / fit | peak RSS, largest stage (MB) "
@@ -261,7 +265,7 @@ def main() -> None:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     checks = []
-    for case in args.cases:
+    for case in cases:
         repro, direct, single, fit = (samples.seconds(case, name) for name in (REPRO, DIRECT, ONE_PROCESS, FIT))
         dvc_cost, around_fit, ratio = repro / single, single / fit, repro / fit
         peak = max(samples.peak(case, name) for name in [REPRO, *(f"`{stage}`" for stage in STAGES)])

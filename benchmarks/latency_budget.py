@@ -238,6 +238,7 @@ def measure_bytecode(runs: int, scratch: Path) -> dict[tuple[str, str], list[flo
     so either way it pays once per job. Per run and mode, taking turns: a fresh venv and the
     install from a filled uv cache, then in the default bake: `dvc status` twice (the all-restored
     train job's Python is DVC alone), then a cold `dvc repro` twice (a cold train job's stages)."""
+    (scratch / "bytecode").mkdir()
     project = bake_defaults(scratch / "bytecode")
     uv, python = str(VENV_BIN / "uv"), str(VENV_BIN / "python")
     cache, venv = scratch / "bytecode-uv-cache", scratch / "bytecode-venv"
