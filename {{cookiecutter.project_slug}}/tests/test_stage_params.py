@@ -24,7 +24,8 @@ def project_with(tmp_path: Path, params_text: str) -> Path:
 
 
 def dvc_reading(root: Path, *stages: str) -> dict:
-    return dvc.api.params_show(stages=list(stages) or None, deps=True, repo=str(root), config={"core": {"no_scm": True}})
+    no_scm = {"core": {"no_scm": True}}
+    return dvc.api.params_show(stages=list(stages) or None, deps=True, repo=str(root), config=no_scm)
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)
