@@ -2,7 +2,7 @@
 
 dvc.yaml is the map of the pipeline, and the one place its paths and params are written: each
 stage's `cmd:` passes the stage its paths (`python -m {{cookiecutter.package_name}}.train data/prepared models/model.skops`),
-and the stage reads the params.yaml keys its `params:` lists, through DVC (`stage_params`); it
+and the stage reads the params.yaml keys its `params:` lists (`stage_params`, as DVC reads them); it
 validates only those. Code outside the stages (predict, the report, the sweep) finds the stages'
 outputs where dvc.yaml declares them (`declared`). Problems are raised as `PipelineError` with one
 sentence saying what is wrong and how to fix it; `run` turns that into a clean exit instead of a
@@ -79,19 +79,85 @@ def load_params(path: Path = PARAMS_FILE) -> dict:
     )
 
 
-def stage_params(*stages: str, root: Path | str = ".", no_scm: bool = False) -> dict:
+def stage_params(*stages: str, root: Path | str = ".") -> dict:
     """The params.yaml values the stages read (every stage's, when none is named), nested as in
-    params.yaml: DVC's own reading of their `params:` in dvc.yaml, `${...}` resolved, so for train
-    `seed`, `train.estimator` and the section `train.<that estimator>`, and nothing else."""
-    import dvc.api  # here, not at the top: only `run` and the sweep's check need DVC
-    from dvc.exceptions import DvcException
+    params.yaml: the keys their `params:` in dvc.yaml lists, `${...}` resolved, so for train `seed`,
+    `train.estimator` and the section `train.<that estimator>`, and nothing else.
 
+    What `dvc.api.params_show(stages=..., deps=True)` gives (tests/test_stage_params.py compares the
+    two), without importing DVC's API: 0.4-1 s a stage. Both files are parsed as DVC parses them,
+    with ruamel.yaml (YAML 1.2, installed with DVC): PyYAML would read `1e-3` as text and `no` as
+    false, and a stage would then run with values other than those DVC records in dvc.lock."""
+    from ruamel.yaml import YAML, YAMLError
+
+    def load(path: Path) -> dict:
+        try:
+            mapping = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError as error:
+            raise PipelineError(f"{path} is missing; run the pipeline from the project root.") from error
+        except YAMLError as error:
+            raise PipelineError(f"{path} is not valid YAML: {error}") from error
+        if not isinstance(mapping, dict):
+            raise PipelineError(f"{path} must be a mapping.")
+        return mapping
+
+    pipeline, values = load(Path(root) / PIPELINE_FILE), load(Path(root) / PARAMS_FILE)
+    defined = pipeline.get("stages") or {}
+    unknown = [name for name in stages if name not in defined]
+    if unknown:
+        raise PipelineError(f"{PIPELINE_FILE} has no stage {', '.join(unknown)}; restore it from the template.")
+    chosen = {name: stage for name, stage in defined.items() if not stages or name in stages}
+    found: dict = {}
+    for name, stage in chosen.items():
+        for entry in stage.get("params") or []:
+            if not isinstance(entry, str):
+                raise PipelineError(
+                    f"{PIPELINE_FILE}: stage '{name}' lists params of another file ({entry}); "
+                    f"the stages read keys of {PARAMS_FILE} only."
+                )
+            selected = selection(values, interpolated(entry, values, name))
+            if selected is not None:
+                merge(found, selected)
+    return found
+
+
+# `${key}` in a `params:` entry, not `\${`: DVC's own pattern (dvc/parsing/interpolate.py).
+INTERPOLATION = re.compile(r"(?<!\\)\$\{(?P<key>.*?)\}")
+
+
+def interpolated(entry: str, values: dict, stage: str) -> str:
+    """A dvc.yaml `params:` entry with each `${key}` replaced by that params.yaml value, as DVC does."""
+
+    def text(match: re.Match) -> str:
+        value = param(values, match["key"])
+        if isinstance(value, dict | list) or value is None:
+            raise PipelineError(
+                f"{PIPELINE_FILE}: stage '{stage}' reads params '{entry}', but '{match['key']}' in "
+                f"{PARAMS_FILE} is {value!r}, not a name or a number."
+            )
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return INTERPOLATION.sub(text, entry).replace(r"\${", "${")
+
+
+def selection(values: dict, dotted_key: str) -> dict | None:
+    """`{"a": {"b": values["a"]["b"]}}` for "a.b", or None if params.yaml has no such key."""
     try:
-        return dvc.api.params_show(
-            stages=list(stages) or None, deps=True, repo=str(root), config={"core": {"no_scm": no_scm}}
-        )
-    except DvcException as error:
-        raise PipelineError(f"DVC cannot read the stages' params from dvc.yaml and params.yaml: {error}") from error
+        tree = param(values, dotted_key)
+    except PipelineError:
+        return None  # DVC leaves out a key the file does not have; the stage's own check names it
+    for part in reversed(dotted_key.split(".")):
+        tree = {part: tree}
+    return tree
+
+
+def merge(into: dict, tree: dict) -> None:
+    """`tree`'s keys added to `into`, sections merged key by key."""
+    for key, value in tree.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            merge(into[key], value)
+        else:
+            into[key] = value
 
 
 def declared(stage: str, field: str = "outs", pipeline: Path = PIPELINE_FILE) -> list[Path]:

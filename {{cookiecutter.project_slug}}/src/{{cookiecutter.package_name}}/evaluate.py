@@ -23,19 +23,11 @@ curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
 import textwrap
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # stages run headless, in CI too
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from joblib import parallel_config
 from sklearn import metrics
 from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.inspection import permutation_importance
 from sklearn.preprocessing import label_binarize
-from threadpoolctl import threadpool_limits
 
 from .compare import fingerprint, write_predictions
 from .config import (
@@ -191,6 +183,10 @@ def prediction_points(values, predicted, random_state: int = 0) -> list[dict]:
 def importances(model, features, labels, random_state: int = 0) -> tuple[np.ndarray, str]:
     """Permutation importance of each raw column (a category counts once, not per one-hot column),
     on a fixed sample of the test rows."""
+    from joblib import parallel_config
+    from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
+
     sample = features.sample(n=min(IMPORTANCE_ROWS, len(labels)), random_state=random_state)
     # Permutation importance predicts on a small table many times: OpenMP's start-up for each
     # call costs more than it saves, and on a busy machine several times the whole work. The
@@ -248,8 +244,13 @@ def too_good(scores: dict, importance: dict, rows: int, two_classes: bool) -> li
 
 
 def importance_figure(names, values, title: str = "Feature importance"):
+    # A Figure of its own, not pyplot's: no window system to choose (stages run headless, in CI
+    # too), no figure to close, and none of pyplot's imports.
+    from matplotlib.figure import Figure
+
     order = np.argsort(values)[-TOP_FEATURES:]
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.2), layout="constrained")
+    fig = Figure(figsize=(7, 0.3 * len(order) + 1.2), layout="constrained")
+    ax = fig.subplots()
     ax.barh([str(names[i]) for i in order], values[order], color="#4c72b0")
     ax.set_xlabel("importance")
     ax.set_title(textwrap.fill(f"{title}, top {len(order)}", 55))  # a long title would be cut off
@@ -284,7 +285,6 @@ def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> Non
     figure = importance_figure(features.columns, values, title)
     (evaluation / IMAGES).mkdir(parents=True, exist_ok=True)
     figure.savefig(evaluation / IMAGES / "feature_importance.png", dpi=100)
-    plt.close(figure)
     print(f"evaluate ({task}): " + ", ".join(f"{name}={scores[name]}" for name in score_names(scores)))
     print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
     for warning in warnings:

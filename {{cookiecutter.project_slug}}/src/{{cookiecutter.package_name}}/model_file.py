@@ -24,7 +24,6 @@ import zipfile
 from pathlib import Path
 
 import pandas as pd
-import skops.io
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
@@ -40,7 +39,8 @@ ONE_THREAD_ROWS = 50_000
 
 def save_model(model: BaseEstimator, path: Path) -> None:
     """Save with skops, byte for byte the same for the same model (see the module docstring)."""
-    with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as original:
+    skio = skops_io()
+    with zipfile.ZipFile(io.BytesIO(skio.dumps(model))) as original:
         entries = {info.filename: original.read(info) for info in original.infolist()}
     schema = entries.pop("schema.json").decode("utf-8")
     ids: dict[str, str] = {}
@@ -59,13 +59,32 @@ def save_model(model: BaseEstimator, path: Path) -> None:
 
 def load_model(path: Path) -> BaseEstimator:
     """Load a model, trusting only scikit-learn and NumPy types (never arbitrary code)."""
-    untrusted = skops.io.get_untrusted_types(file=path)
+    skio = skops_io()
+    untrusted = skio.get_untrusted_types(file=path)
     # functools.partial wraps a function that skops lists (and so checks) on its own: gradient
     # boosting with categories keeps partial(sklearn.utils.validation.check_array, ...).
     foreign = [name for name in untrusted if not name.startswith(("sklearn.", "numpy.", "functools.partial"))]
     if foreign:
         raise PipelineError(f"{path} contains types outside scikit-learn and NumPy: {', '.join(foreign)}.")
-    return skops.io.load(path, trusted=untrusted)
+    return skio.load(path, trusted=untrusted)
+
+
+def skops_io():
+    """skops.io, imported only by what saves or loads a model: importing it lists every
+    scikit-learn estimator (`all_estimators` imports each of scikit-learn's modules, about a
+    second), and through `sklearn.utils._testing` imports pytest, which nothing here needs: it is
+    kept out (that module imports it only if it can) unless already loaded, as under pytest."""
+    import sys
+
+    blocked = "pytest" not in sys.modules
+    if blocked:
+        sys.modules["pytest"] = None  # `import pytest` raises ImportError while this is set
+    try:
+        import skops.io
+    finally:
+        if blocked:
+            del sys.modules["pytest"]
+    return skops.io
 
 
 def model_columns(model) -> dict[str, list[str]]:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from .config import (
     SUMMARY,
@@ -446,6 +445,8 @@ def split_rows(labelled, target, task, split, times, time_column, fraction, rand
                 "use a smaller prepare.test_size, or prepare.split: random."
             )
         return train, test, how
+    from sklearn.model_selection import train_test_split  # here: a bad file is told before its second of import
+
     stratify = labelled[target] if task == "classification" else None
     try:
         train, test = train_test_split(labelled, test_size=fraction, random_state=random_state, stratify=stratify)

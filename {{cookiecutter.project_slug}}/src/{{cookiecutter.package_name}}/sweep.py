@@ -109,7 +109,7 @@ def read_keys(params: dict, pipeline: Path) -> set[str]:
         (root / ".dvc").mkdir()
         shutil.copy(pipeline, root / "dvc.yaml")
         (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-        return dotted(stage_params(root=root, no_scm=True))
+        return dotted(stage_params(root=root))
 
 
 def unread(sweep: Sweep, params: dict, pipeline: Path) -> list[str]:
