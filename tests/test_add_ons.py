@@ -33,9 +33,10 @@ CORE_FILES = {
     *("data/.gitignore", "data/README.md", "data/raw/.gitignore", "data/raw/dataset.csv.dvc", "models/.gitignore"),
     "reports/evaluation/.gitignore",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "config", "evaluate", "model_file", "predict", "prepare")),
-    *(f"{PACKAGE}/{name}.py" for name in ("report", "train")),
-    *(f"tests/{name}.py" for name in ("__init__", "conftest", "test_evaluate", "test_model_file", "test_predict")),
-    *(f"tests/{name}.py" for name in ("test_prepare", "test_report", "test_train")),
+    *(f"{PACKAGE}/{name}.py" for name in ("compare", "report", "train")),
+    *(f"tests/{name}.py" for name in ("__init__", "conftest", "test_compare", "test_evaluate", "test_model_file")),
+    *(f"tests/{name}.py" for name in ("test_predict", "test_prepare", "test_report", "test_train")),
+    *(f"tests/{name}.py" for name in ("test_stage_imports", "test_stage_params")),
 }
 ADD_ON_FILES = {
     "parameter_sweeps": {
