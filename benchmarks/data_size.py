@@ -7,14 +7,18 @@ column's values missing; 1,000,000 rows x 20 numeric columns) replaces the raw d
 other estimators are not for a million rows) and times, N runs each (3 by default), from an empty
 run-cache and no outputs:
   - a cold `dvc repro`: wall time and peak RSS (the largest of DVC and its stages);
+  - the three `cmd:` lines of dvc.yaml run directly, one after the other (no DVC);
+  - the three stage functions run in one process, with the same params and paths (what one
+    script doing the same work would cost: one interpreter, one set of imports);
   - the stages one by one (`dvc repro --single-item STAGE`): wall time and peak RSS of each;
   - the training fit alone (the preprocessing's and the estimator's `fit` on the prepared training
     set, timed inside one process);
   - the merge-request report against the base (`dvc params diff`, `dvc metrics diff`, `report`).
-Whole and one-by-one runs alternate, whole first in odd runs, so drift in the machine's load hits
-both. Targets: mixed, `dvc repro` at most 2x the fit and under 90 s; numeric, `dvc repro` no
-slower than the 23.3 s recorded before mixed columns (commit 945be0b), peak RSS under 1.5 GB,
-every plot file under 1 MB, the report under 10 s.
+The four ways of running (whole, direct, one process, one by one) take turns, starting one later
+each run, so drift in the machine's load hits all. Targets: cold `dvc repro` at most 1.15x the
+one process, and the one process at most 2x the fit (both cases); mixed, `dvc repro` under 90 s;
+numeric, `dvc repro` no slower than the 23.3 s recorded before mixed columns (commit 945be0b);
+peak RSS under 1.5 GB, every plot file under 1 MB, the report under 10 s.
 
     .venv/bin/python -m benchmarks.data_size [--runs N] [--cases mixed numeric]
 """
@@ -22,6 +26,7 @@ every plot file under 1 MB, the report under 10 s.
 import argparse
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -50,8 +55,21 @@ PLOTS = Path("reports/evaluation/plots/sklearn")
 # name: (rows, columns, of which text categories, share of each column's values missing)
 CASES = {"mixed": (300_000, 30, 6, 0.05), "numeric": (1_000_000, 20, 0, 0.0)}
 RATIO_TARGET, RSS_TARGET_MB, PLOT_TARGET_KB, REPORT_TARGET_S = 2.0, 1500, 1000, 10.0
+DVC_TARGET = 1.15  # cold `dvc repro` / the stage functions in one process
 MIXED_TARGET_S, NUMERIC_BEFORE_S = 90.0, 23.25  # the 1M-row repro in data_size_results.md at 945be0b
 REPRO, FIT, REPORT = "cold `dvc repro`", "fit alone", "report"
+DIRECT, ONE_PROCESS = "the three `cmd:` lines run directly", "the three stage functions in one process"
+
+# The stages' functions called one after the other in one interpreter, each with the params and
+# the paths its dvc.yaml `cmd:` line would give it (the arguments after `-m <module>`).
+ONE_PROCESS_SCRIPT = """
+import importlib, shlex
+from pathlib import Path
+from {package}.config import stage_params
+for name, cmd in {commands!r}.items():
+    stage = getattr(importlib.import_module("{package}." + name), name)
+    stage(stage_params(name), *map(Path, shlex.split(cmd)[3:]))
+"""
 
 FIT_ALONE = """
 import time
@@ -154,6 +172,23 @@ class Project:
             raise CommandFailed(f"dvc repro {' '.join(args)} should have run {expected}\n{output}")
         return seconds, peak
 
+    def commands(self) -> dict[str, str]:
+        """Each stage's `cmd:` line in dvc.yaml, by stage."""
+        stages = yaml.safe_load((self.path / "dvc.yaml").read_text())["stages"]
+        return {name: stages[name]["cmd"] for name in STAGES}
+
+    def direct(self) -> tuple[float, float]:
+        """The `cmd:` lines run one after the other: seconds, and the largest stage's peak MB."""
+        self.forget_results()
+        runs = [measured(shlex.split(cmd), self.path, self.env) for cmd in self.commands().values()]
+        return sum(seconds for seconds, _, _ in runs), max(peak for _, peak, _ in runs)
+
+    def one_process(self) -> tuple[float, float]:
+        self.forget_results()
+        script = ONE_PROCESS_SCRIPT.format(package=self.package, commands=self.commands())
+        seconds, peak, _ = measured(["python", "-c", script], self.path, self.env)
+        return seconds, peak
+
     def fit_alone(self) -> float:
         _, _, output = measured(["python", "-c", FIT_ALONE.format(package=self.package)], self.path, self.env)
         return float(output.strip().splitlines()[-1])
@@ -189,7 +224,15 @@ def measure_once(project: Project, samples: Samples, case: str, number: int) -> 
         for stage in STAGES:
             samples.add(case, f"`{stage}`", *project.repro("--single-item", stage))
 
-    for measure in (whole, one_by_one) if number % 2 else (one_by_one, whole):
+    def direct() -> None:
+        samples.add(case, DIRECT, *project.direct())
+
+    def one_process() -> None:
+        samples.add(case, ONE_PROCESS, *project.one_process())
+
+    order = [whole, direct, one_process, one_by_one]
+    start = (number - 1) % len(order)
+    for measure in order[start:] + order[:start]:
         measure()
 
 
@@ -201,6 +244,7 @@ def main() -> None:
     results, samples, plot_kb = Results(__spec__.name), Samples(), {}
     with tempfile.TemporaryDirectory(prefix="bench-data-size-") as workdir:
         project = Project(bake_defaults(Path(workdir)))
+        dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
         for case in args.cases:
             print(f"{describe(case)}: generating ...", file=sys.stderr)
             project.use_case(case)
@@ -209,21 +253,33 @@ def main() -> None:
                 print(f"{describe(case)}: run {number}/{args.runs} ...", file=sys.stderr)
                 measure_once(project, samples, case, number)
             plot_kb[case] = project.largest_plot_kb()
-        dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
+            # Written after each case: a long run cut short keeps the cases it finished.
+            write_results(results, samples, list(plot_kb), plot_kb, dvc_version)
 
+
+def write_results(results: Results, samples: Samples, cases: list[str], plot_kb: dict, dvc_version: str) -> None:
     summary = [
-        "| data | `dvc repro` / fit | peak RSS, largest stage (MB) | largest plot file (KB) | report (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| data | cold `dvc repro` (s) | `cmd:` lines directly (s) | one process (s) | fit (s) "
+        "| `dvc repro` / one process | one process / fit | `dvc repro` / fit | peak RSS, largest stage (MB) "
+        "| largest plot file (KB) | report (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     checks = []
-    for case in args.cases:
-        repro, ratio = samples.seconds(case, REPRO), samples.seconds(case, REPRO) / samples.seconds(case, FIT)
+    for case in cases:
+        repro, direct, single, fit = (samples.seconds(case, name) for name in (REPRO, DIRECT, ONE_PROCESS, FIT))
+        dvc_cost, around_fit, ratio = repro / single, single / fit, repro / fit
         peak = max(samples.peak(case, name) for name in [REPRO, *(f"`{stage}`" for stage in STAGES)])
         report_seconds = samples.seconds(case, REPORT)
-        summary.append(f"| {describe(case)} | {ratio:.2f} | {peak:.0f} | {plot_kb[case]:.1f} | {report_seconds:.2f} |")
+        summary.append(
+            f"| {describe(case)} | {repro:.2f} | {direct:.2f} | {single:.2f} | {fit:.2f} | {dvc_cost:.2f} "
+            f"| {around_fit:.2f} | {ratio:.2f} | {peak:.0f} | {plot_kb[case]:.1f} | {report_seconds:.2f} |"
+        )
+        checks += [
+            (f"{case}: `dvc repro` / one process", f"{dvc_cost:.2f}", f"≤ {DVC_TARGET}", dvc_cost <= DVC_TARGET),
+            (f"{case}: one process / fit", f"{around_fit:.2f}", f"≤ {RATIO_TARGET}", around_fit <= RATIO_TARGET),
+        ]
         if case == "mixed":
             checks += [
-                (f"{case}: `dvc repro` / fit", f"{ratio:.2f}", f"≤ {RATIO_TARGET}", ratio <= RATIO_TARGET),
                 (f"{case}: `dvc repro`", f"{repro:.1f} s", f"< {MIXED_TARGET_S:.0f} s", repro < MIXED_TARGET_S),
             ]
         else:
@@ -254,7 +310,10 @@ def main() -> None:
         "Each run starts with no outputs, no dvc.lock in the workspace, no run-cache. Peak RSS is the largest "
         "of DVC and the stage it ran (wait4 over the process tree). The fit is `fit` alone, in its own process, "
         "on the same prepared training set. The report is the report job's three commands against the base.",
-        "Whole and one-by-one runs alternate, whole first in odd runs; one untimed `dvc repro` per size first.",
+        "The direct `cmd:` lines and the one process start, like `dvc repro`, with no outputs; the one process "
+        "calls each stage's function with `stage_params(stage)` and the paths of its `cmd:` line.",
+        "The four ways of running (whole, direct, one process, one by one) take turns, starting one later each "
+        "run; one untimed `dvc repro` per size first (the OS file cache, the project's bytecode).",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}
     results.write("The pipeline on larger data", versions, notes, [samples.table(), "\n".join(summary), comparisons])

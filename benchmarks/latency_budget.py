@@ -15,7 +15,10 @@ Estimated (not measurable here; sources and assumptions in the results file): ru
 image pulls, the cache download. The sum is an estimated time to comment on GitLab.com's small
 hosted runners (2 vCPU, like this machine). Target: all-restored after ≤ 1/2 of before.
 
-    .venv/bin/python -m benchmarks.latency_budget [--runs N] [--template-commit REV]
+And where a job's bytecode is best compiled: at install (UV_COMPILE_BYTECODE=1) or at first
+import (`--bytecode-only` measures that alone).
+
+    .venv/bin/python -m benchmarks.latency_budget [--runs N] [--template-commit REV] [--bytecode-only]
 """
 
 import argparse
@@ -31,9 +34,9 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from benchmarks.ci_pipeline import COLD, RESTORED, Subject, checked_pipeline, merge_request, subjects_of, versions_of
-from benchmarks.measure import Results, Timings, comparison_table
+from benchmarks.measure import Results, Timings, comparison_table, remove_outputs
 from harness.gitlab import LocalGitLab, PipelineRun
-from harness.project import VENV_BIN, project_env, run
+from harness.project import TEMPLATE, VENV_BIN, bake_defaults, project_env, run
 from harness.s3 import LocalS3
 
 TARGET = 1 / 2
@@ -218,6 +221,80 @@ def measure_installs(project: Path, runs: int, scratch: Path, uv_version: str) -
     }
 
 
+BYTECODE_MODES = {"at install (UV_COMPILE_BYTECODE=1)": "1", "at first import": ""}
+BYTECODE_STEPS = [
+    "install",
+    "first `dvc status`",
+    "`dvc status` again",
+    "first cold `dvc repro`",
+    "cold `dvc repro` again",
+]
+
+
+def measure_bytecode(runs: int, scratch: Path) -> dict[tuple[str, str], list[float]]:
+    """Bytecode compiled by `uv pip install` (UV_COMPILE_BYTECODE=1: every module of every
+    package, on every core) or by Python when a module is first imported (only the modules a job
+    imports, written beside them for the job's later processes). A CI job starts from a fresh venv,
+    so either way it pays once per job. Per run and mode, taking turns: a fresh venv and the
+    install from a filled uv cache, then in the default bake: `dvc status` twice (the all-restored
+    train job's Python is DVC alone), then a cold `dvc repro` twice (a cold train job's stages)."""
+    (scratch / "bytecode").mkdir()
+    project = bake_defaults(scratch / "bytecode")
+    uv, python = str(VENV_BIN / "uv"), str(VENV_BIN / "python")
+    cache, venv = scratch / "bytecode-uv-cache", scratch / "bytecode-venv"
+    base = {key: value for key, value in project_env(project).items() if key != "PYTHONPATH"}
+    install_env = {**base, "UV_CACHE_DIR": str(cache), "VIRTUAL_ENV": str(venv)}
+    job_env = {**project_env(project), "VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}{os.pathsep}{base['PATH']}"}
+
+    def install(compile_bytecode: str) -> None:
+        shutil.rmtree(venv, ignore_errors=True)
+        run([uv, "venv", "--quiet", "--python", python, str(venv)], project, install_env)
+        env = {**install_env, "UV_COMPILE_BYTECODE": compile_bytecode} if compile_bytecode else install_env
+        run([uv, "pip", "install", "--quiet", "-r", "requirements.lock"], project, env)
+
+    def cold_repro() -> None:
+        remove_outputs(project)
+        shutil.rmtree(project / ".dvc" / "cache" / "runs", ignore_errors=True)
+        run(["dvc", "repro", "--quiet"], project, job_env)
+
+    def status() -> None:
+        run(["dvc", "status", "--quiet"], project, job_env, check=False)  # exit 1: changed stages
+
+    install("")  # untimed: fills the uv cache, as a restored cache would be
+    found: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for number in range(runs):
+        modes = list(BYTECODE_MODES.items())
+        for mode, value in modes if number % 2 == 0 else modes[::-1]:
+            print(f"bytecode {mode}: run {number + 1}/{runs} ...", file=sys.stderr)
+            actions = [lambda value=value: install(value), status, status, cold_repro, cold_repro]
+            for step, action in zip(BYTECODE_STEPS, actions, strict=True):
+                found[mode, step] += timed(action, 1)
+    return found
+
+
+def bytecode_table(found: dict[tuple[str, str], list[float]]) -> str:
+    """Medians per step and mode, and what a job pays: all restored (install + DVC's first start)
+    and cold (+ the first `dvc repro`)."""
+    modes = list(BYTECODE_MODES)
+    lines = ["| Step (in a fresh venv) | " + " | ".join(f"compiled {mode} (s)" for mode in modes) + " |"]
+    lines.append("|---|" + "---:|" * len(modes))
+    for step in BYTECODE_STEPS:
+        lines.append(f"| {step} | " + " | ".join(f"{median(found[mode, step]):.2f}" for mode in modes) + " |")
+    restored = {mode: median(found[mode, "install"]) + median(found[mode, "first `dvc status`"]) for mode in modes}
+    cold = {mode: restored[mode] + median(found[mode, "first cold `dvc repro`"]) for mode in modes}
+    lines.append(
+        "| **all-restored job: install + first `dvc status`** | "
+        + " | ".join(f"**{restored[m]:.2f}**" for m in modes)
+        + " |"
+    )
+    lines.append(
+        "| **cold job: install + first `dvc status` + first `dvc repro`** | "
+        + " | ".join(f"**{cold[m]:.2f}**" for m in modes)
+        + " |"
+    )
+    return "\n".join(lines)
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -227,7 +304,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
     parser.add_argument("--template-commit", default="6a20f9e", help="the 'before' template (6a20f9e: 3 jobs)")
     parser.add_argument("--dataset", default="breast_cancer")
+    parser.add_argument(
+        "--bytecode-only",
+        action="store_true",
+        help="only where a job's bytecode is compiled (writes latency_budget_bytecode_results.md)",
+    )
     args = parser.parse_args()
+    if args.bytecode_only:
+        results = Results(f"{__spec__.name}_bytecode")
+        with tempfile.TemporaryDirectory(prefix="bench-bytecode-") as workdir:
+            table = bytecode_table(measure_bytecode(args.runs, Path(workdir)))
+        versions = {"uv": run([str(VENV_BIN / "uv"), "--version"], TEMPLATE).stdout.split()[1]}
+        results.write("Latency budget: bytecode at install or at first import", versions, [BYTECODE_NOTE], [table])
+        return
     results, timings = Results(__spec__.name), Timings()
     # steps[(label, scenario)][job][category] = [seconds per run]
     steps = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -255,16 +344,25 @@ def main() -> None:
         clone_s, clone_mb = measure_clone(after, f"bench-{args.runs}", args.runs, workdir)
         uv_version = re.search(r'UV_VERSION: "([^"]+)"', (after.gitlab.project / ".gitlab-ci.yml").read_text())[1]
         installs = measure_installs(after.gitlab.project, args.runs, workdir, uv_version)
+        bytecode = bytecode_table(measure_bytecode(args.runs, workdir))
         versions = versions_of(after)
         versions["uv"] = run([str(VENV_BIN / "uv"), "--version"], workdir).stdout.split()[1]
 
-    sections = [budget(subjects, steps, timings, clone_s, clone_mb, installs, args.runs)]
+    sections = [budget(subjects, steps, timings, clone_s, clone_mb, installs, args.runs), BYTECODE_NOTE, bytecode]
     results.write(
         "Latency budget: time to the merge-request comment",
         versions,
         notes(subjects, args, clone_mb, installs, uv_version),
         sections,
     )
+
+
+BYTECODE_NOTE = (
+    "Bytecode: the default bake's requirements.lock installed into a fresh venv from a filled uv cache, with "
+    "UV_COMPILE_BYTECODE=1 or without, the two taking turns; then, in that venv, `dvc status` twice (the first "
+    "compiles what DVC imports, if the install did not) and a cold `dvc repro` twice (the first compiles what "
+    "the stages import). The project's own modules (PYTHONPATH=src) are compiled at first import either way."
+)
 
 
 def notes(subjects, args, clone_mb, installs, uv_version) -> list[str]:

@@ -1,25 +1,34 @@
 """What does DVC cost on top of the stages' own work?
 
 Bakes the default project and times, N runs each (3 by default): a cold `dvc repro` against the three
-stages run directly (`python -m <package>.<stage>`, PYTHONPATH=src), a no-op `dvc repro`, and
+stages run directly (their `cmd:` lines in dvc.yaml, PYTHONPATH=src), a no-op `dvc repro`, and
 `dvc repro` after a training-parameter change against `train` + `evaluate` run directly. DVC and
 direct runs alternate, DVC first in odd runs, so drift in the machine's load hits both. Targets:
 cold DVC / direct at most 1.15, a no-op under 1 s.
 
-    .venv/bin/python -m benchmarks.pipeline [--runs N]
+With `--template-commit REV`, also each stage's `cmd:` line run directly on every bundled dataset,
+baked from the template at REV (before) and from the working tree (after), taking turns: no stage
+should be slower after.
+
+    .venv/bin/python -m benchmarks.pipeline [--runs N] [--template-commit REV] [--datasets NAME ...]
 """
 
 import argparse
-import json
 import platform
 import re
+import shlex
 import shutil
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import yaml
+
+from benchmarks.ci_pipeline import bake, template_at
 from benchmarks.measure import Results, Timings, comparison_table, remove_outputs
-from harness.project import CommandFailed, bake_cli, baked_project, project_env, ran_stages, run
+from harness.project import TEMPLATE, CommandFailed, bake_cli, baked_project, project_env, ran_stages, run
 
 STAGES = ["prepare", "train", "evaluate"]
 # max_leaf_nodes as baked. Changed to more, on breast_cancer (its trees stop at 20 leaves), it grows
@@ -29,6 +38,7 @@ COLD_TARGET, NO_OP_TARGET = 1.15, 1.0
 COLD_DVC, COLD_DIRECT = "cold `dvc repro` (3 stages)", "the 3 stages run directly"
 NO_OP = "no-op `dvc repro`"
 CHANGE_DVC, CHANGE_DIRECT = "`dvc repro` after a max_leaf_nodes change", "`train` + `evaluate` run directly"
+DATASETS = ["breast_cancer", "penguins", "wine", "digits"]
 
 
 class Project:
@@ -37,7 +47,6 @@ class Project:
     def __init__(self, path: Path):
         self.path = path
         self.env = project_env(path)
-        self.package = json.loads((path / ".cookiecutter.json").read_text())["package_name"]
         self.params = (path / "params.yaml").read_text()
         self.baked_cache = cached_files(path)
 
@@ -51,8 +60,10 @@ class Project:
             raise CommandFailed(f"dvc repro should have run {expected_stages}\n{result.stdout}\n{result.stderr}")
 
     def direct(self, stages: list[str]) -> None:
+        """The stages' `cmd:` lines of dvc.yaml, run one after the other without DVC."""
+        commands = yaml_stages(self.path)
         for stage in stages:
-            run(["python", "-m", f"{self.package}.{stage}"], self.path, self.env)
+            run(shlex.split(commands[stage]["cmd"]), self.path, self.env)
 
     def remove_outputs(self) -> None:
         remove_outputs(self.path)
@@ -99,10 +110,52 @@ def measure_once(project: Project, timings: Timings, run_number: int) -> None:
             measure()
 
 
+def stage_by_stage(workdir: Path, commit: str, datasets: list[str], runs: int) -> str:
+    """Each stage's `cmd:` line, run directly, before (the template at `commit`) and after (the
+    working tree) on each dataset: a table of medians and after / before."""
+    templates = {"before": template_at(commit, workdir / "template-before"), "after": TEMPLATE}
+    seconds: dict[tuple[str, str, str], list[float]] = {}
+    for dataset in datasets:
+        projects = {
+            version: bake(workdir / f"{version}-{dataset}", template, f"dataset={dataset}")
+            for version, template in templates.items()
+        }
+        for number in range(runs + 1):  # the first untimed: the OS file cache, the projects' bytecode
+            print(f"stage by stage, {dataset}: run {number}/{runs} ...", file=sys.stderr)
+            for version in list(projects)[:: 1 if number % 2 else -1]:
+                project, env = projects[version], project_env(projects[version])
+                remove_outputs(project)
+                stages = yaml_stages(project)
+                for stage in STAGES:
+                    started = time.perf_counter()
+                    run(shlex.split(stages[stage]["cmd"]), project, env)
+                    if number:
+                        seconds.setdefault((dataset, stage, version), []).append(time.perf_counter() - started)
+    lines = [
+        f"Each stage's `cmd:` line run directly, before (template {commit}) and after (this working tree), "
+        f"taking turns; medians of {runs} runs after one untimed:",
+        "",
+        "| dataset | stage | before (s) | after (s) | after / before |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for dataset in datasets:
+        for stage in STAGES:
+            before, after = (statistics.median(seconds[dataset, stage, v]) for v in ("before", "after"))
+            lines.append(f"| {dataset} | `{stage}` | {before:.2f} | {after:.2f} | {after / before:.2f} |")
+    return "\n".join(lines)
+
+
+def yaml_stages(project: Path) -> dict:
+    return yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each measurement (3)")
-    runs = parser.parse_args().runs
+    parser.add_argument("--template-commit", default="", help="also time each stage against the template at REV")
+    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=DATASETS, help="for --template-commit")
+    args = parser.parse_args()
+    runs = args.runs
     results, timings = Results(__spec__.name), Timings()
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as workdir:
         baked = bake_cli(Path(workdir))
@@ -116,6 +169,9 @@ def main() -> None:
             print(f"run {number}/{runs} ...", file=sys.stderr)
             measure_once(project, timings, number)
         dvc_version = run(["dvc", "--version"], project.path, project.env).stdout.strip()
+        stage_table = (
+            stage_by_stage(Path(workdir), args.template_commit, args.datasets, runs) if args.template_commit else ""
+        )
 
     cold = timings.median(COLD_DVC) / timings.median(COLD_DIRECT)
     no_op = timings.median(NO_OP)
@@ -134,7 +190,8 @@ def main() -> None:
         "the default's trees, retrained at its cost).",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}
-    results.write("DVC's cost on top of the stages' own work", versions, notes, [timings.table(), comparisons])
+    sections = [timings.table(), comparisons, *([stage_table] if stage_table else [])]
+    results.write("DVC's cost on top of the stages' own work", versions, notes, sections)
 
 
 if __name__ == "__main__":

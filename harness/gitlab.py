@@ -174,12 +174,15 @@ class LocalGitLab:
         variables: dict | None = None,
         sha: str = "",
         tag: str = "",
+        inputs: dict | None = None,
     ) -> PipelineRun:
         """One pipeline. `fork`: "" (same project), "runs_in_fork" or "runs_in_parent" (a
         maintainer ran the fork's merge request pipeline in this project). `sha`: an older commit
         of the source branch (a retried pipeline) instead of its tip. `tag`: the pipeline of a tag
-        push (a tag of the developer's clone is pushed to the project first)."""
+        push (a tag of the developer's clone is pushed to the project first). `inputs`: the
+        pipeline's inputs (Run pipeline's form, for the `spec:inputs` of .gitlab-ci.yml)."""
         in_fork = fork == "runs_in_fork"
+        number = next(self.runs)
         here_path, here_id = (FORK_PATH, FORK_ID) if in_fork else (PROJECT_PATH, PROJECT_ID)
         values = {
             "CI_SERVER_URL": self.api.url,
@@ -190,7 +193,8 @@ class LocalGitLab:
             "CI_PROJECT_URL": self.url(here_path),
             "CI_REPOSITORY_URL": self.url(here_path, f"gitlab-ci-token:{JOB_TOKEN}") + ".git",
             "CI_DEFAULT_BRANCH": "main",
-            "CI_PIPELINE_ID": str(1000 + next(self.runs)),
+            "CI_PIPELINE_ID": str(1000 + number),  # instance-wide, known to jobs only
+            "CI_PIPELINE_IID": str(number + 1),  # the project's count, known when GitLab creates the pipeline
             "AWS_ENDPOINT_URL_S3": self.s3_endpoint,
             "CML_STAND_IN_LOG": str(self.cml_log),
             **self.url_rewrite(),
@@ -226,10 +230,14 @@ class LocalGitLab:
             values.update(CI_PIPELINE_SOURCE="push", CI_COMMIT_BRANCH=branch, CI_COMMIT_REF_NAME=branch)
             checkout = self.checkout(self.origin, self.head(branch), values["CI_PROJECT_URL"])
         values["CI_COMMIT_SHA"] = run(["git", "rev-parse", "HEAD"], checkout, self.env()).stdout.strip()
+        if merge_request:  # what GET .../merge_requests/:iid says: the branch's tip, its newest pipeline's commit
+            tip = self.head(source_branch, source_repo)
+            self.api.set_merge_request(int(values["CI_MERGE_REQUEST_IID"]), tip, "" if sha else values["CI_COMMIT_SHA"])
         values.update(variables or {})
         args = [str(GITLAB_CI_LOCAL), "--force-shell-executor", "--shell-isolation", "--no-artifacts-to-source"]
         args += [f"--variable={key}={value}" for key, value in values.items()]
         args += [f"--unset-variable={key}" for key in unset]
+        args += [f"--input={key}={value}" for key, value in (inputs or {}).items()]
         predefined = [key for key in [*values, *unset] if key.startswith("CI_")]
         args += ["--ignore-predefined-vars", ",".join(predefined), *jobs]
         result = run(args, checkout, self.env(rewrite=False), check=False)

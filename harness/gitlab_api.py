@@ -75,6 +75,7 @@ class GitLabApi:
         self.requests: list[Request] = []
         self.uploads: list[dict] = []  # {"filename", "content_type", "content" (bytes), "url"}
         self._notes: dict[int, list[dict]] = {}  # iid -> notes, oldest first
+        self._merge_requests: dict[int, dict] = {}  # iid -> what GET .../merge_requests/:iid shows
         self._runners: dict[int, dict] = {}  # id -> runner as GET /runners/:id shows it, plus token and jobs
         self._lock = threading.Lock()
         self._ids = 1000
@@ -86,6 +87,13 @@ class GitLabApi:
         """A note written by `user` (a user dict, as in `tokens`), returned as the API shows it."""
         with self._lock:
             return self._create_note(int(iid), body, user, system)
+
+    def set_merge_request(self, iid: int, sha: str, head_pipeline_sha: str = "") -> None:
+        """Merge request `iid` whose source branch's head is `sha`; its newest pipeline ran on
+        `head_pipeline_sha` (a merged results pipeline's merge commit), `sha` unless given."""
+        with self._lock:
+            pipeline = {"id": self._ids, "sha": head_pipeline_sha or sha, "status": "running"}
+            self._merge_requests[int(iid)] = {"iid": int(iid), "sha": sha, "head_pipeline": pipeline}
 
     def notes(self, iid: int) -> list[dict]:
         """All notes of merge request `iid`, oldest first (copies)."""
@@ -228,6 +236,10 @@ class GitLabApi:
                 return 200, self._list_runners(list(self._runners.values()), query, headers)
             case "POST", ["uploads"]:
                 return 201, self._upload(body, request_headers.get("Content-Type", ""))
+            case "GET", ["merge_requests", iid] if iid.isdigit():
+                if int(iid) not in self._merge_requests:
+                    raise ApiError(404, "404 Not found")
+                return 200, {**self._merge_requests[int(iid)], "project_id": int(self.project_id)}
             case "GET", ["merge_requests", iid, "notes"] if iid.isdigit():
                 return 200, self._list_notes(int(iid), query, headers)
             case "POST", ["merge_requests", iid, "notes"] if iid.isdigit():

@@ -18,8 +18,16 @@ them as GitLab 17.x/18.x does:
 - app/services/ci/reset_skipped_jobs_service.rb: playing a manual job resets the jobs still
   skipped that need it (directly or through others) or sit in a later stage, and processes them
   again; a job that already ran stays as it is.
+- composite.rb again: a cancelled job (not allowed to fail) makes the composite `canceled`, which
+  no `when:` accepts (`always` takes success, failed and skipped only), so what needs it is skipped.
+- lib/gitlab/ci/config/entry/job.rb (`static_allow_failure`): `allow_failure: {exit_codes: [...]}`
+  is stored as `false`; app/models/ci/build.rb (`allowed_to_fail_with_code?`) makes a failure
+  with a listed exit code an allowed one. A cancelled job, or another exit code, is not allowed.
+- workflow:auto_cancel:on_new_commit `interruptible` (doc/ci/yaml/_index.md): a newer pipeline
+  cancels the older one's interruptible jobs that have not finished, and only those.
 
-A job that runs ends at once, with the outcome the caller gives it ("success" unless told).
+A job that runs ends at once, with the outcome the caller gives it ("success" unless told;
+"failed:3" is a failure with exit code 3), or stays "running" until `finish` ends it.
 The rules above were checked line by line against composite.rb, process_build_service.rb and
 reset_skipped_jobs_service.rb as GitLab's mirror (github.com/gitlabhq/gitlabhq) holds them.
 """
@@ -40,6 +48,8 @@ class Job:
     when: str = "on_success"
     allow_failure: bool = False
     needs: list[str] | None = None  # None: no `needs:` keyword, so the earlier stages
+    allow_failure_exit_codes: tuple[int, ...] = ()  # allow_failure: {exit_codes: [...]}
+    interruptible: bool = False
 
 
 def base_name(name: str) -> str:
@@ -64,13 +74,21 @@ class Pipeline:
         self.stages = stages
         self.outcomes = outcomes or {}
         self.status = dict.fromkeys(self.jobs, "created")
+        self.exit_codes: dict[str, int] = {}  # of the jobs that failed with one
         self.order: list[str] = []  # the jobs that ran, in the order they ran
         self.process()
 
     @classmethod
-    def from_listing(cls, listed: dict[str, dict], stages: list[str], outcomes: dict | None = None) -> Pipeline:
+    def from_listing(
+        cls,
+        listed: dict[str, dict],
+        stages: list[str],
+        outcomes: dict | None = None,
+        interruptible: set[str] = frozenset(),
+    ) -> Pipeline:
         """The jobs as `gitlab-ci-local --list-json` lists them; `when: never` is not created, and
-        an optional need of a job that is not created is dropped, as GitLab drops it."""
+        an optional need of a job that is not created is dropped, as GitLab drops it. The listing
+        leaves out `interruptible`: `interruptible` names the jobs that are (by their YAML name)."""
         created = {name: job for name, job in listed.items() if job["when"] != "never"}
         names = {base_name(name) for name in created}
         jobs = []
@@ -84,7 +102,10 @@ class Pipeline:
                         needs.append(need["job"])
                     elif not need.get("optional"):
                         raise ValueError(f"{name} needs {need['job']}, which this pipeline does not create")
-            jobs.append(Job(name, job["stage"], job["when"], bool(job["allow_failure"]), needs))
+            allowed = job["allow_failure"]
+            codes = tuple(allowed["exit_codes"]) if isinstance(allowed, dict) else ()
+            allowed = allowed is True
+            jobs.append(Job(name, job["stage"], job["when"], allowed, needs, codes, base_name(name) in interruptible))
         return cls(jobs, stages, outcomes)
 
     def dependencies(self, job: Job) -> list[str]:
@@ -98,7 +119,7 @@ class Pipeline:
         statuses = set()
         for name in names:
             status, job = self.status[name], self.jobs[name]
-            if job.allow_failure and status in ("failed", "canceled"):
+            if self.allowed_to_fail(name) and status in ("failed", "canceled"):
                 status = "success_with_warnings"
             elif job.allow_failure and status == "manual":
                 status = "ignored"
@@ -113,6 +134,8 @@ class Pipeline:
             return "skipped"
         if statuses <= {"success", "skipped", "success_with_warnings", "ignored"}:
             return "success"
+        if statuses <= {"canceled", "success", "skipped", "success_with_warnings", "ignored"}:
+            return "canceled"
         if statuses & {"created", "manual", "pending", "running"}:
             return "pending"
         return "failed"
@@ -151,9 +174,35 @@ class Pipeline:
                 self.status[other] = "created"
         self.process()
 
+    def allowed_to_fail(self, name: str) -> bool:
+        job = self.jobs[name]
+        code = self.exit_codes.get(name)
+        return job.allow_failure or (self.status[name] == "failed" and code in job.allow_failure_exit_codes)
+
     def run(self, name: str) -> None:
-        self.status[name] = self.outcomes.get(name, "success")
         self.order.append(name)
+        self.end(name, self.outcomes.get(name, "success"))
+
+    def end(self, name: str, outcome: str) -> None:
+        status, _, code = outcome.partition(":")
+        self.status[name] = status
+        if code:
+            self.exit_codes[name] = int(code)
+
+    def finish(self, name: str, outcome: str = "success") -> None:
+        """The running job `name` ends with `outcome`."""
+        if self.status[name] != "running":
+            raise ValueError(f"{name} is {self.status[name]}, not running")
+        self.end(name, outcome)
+        self.process()
+
+    def auto_cancel(self) -> None:
+        """A newer pipeline starts (workflow:auto_cancel:on_new_commit interruptible): the
+        interruptible jobs not finished yet are cancelled, the others go on."""
+        for name, job in self.jobs.items():
+            if job.interruptible and self.status[name] in ("created", "pending", "running"):
+                self.status[name] = "canceled"
+        self.process()
 
     def stage_index(self, name: str) -> int:
         return self.stages.index(self.jobs[name].stage)

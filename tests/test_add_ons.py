@@ -8,7 +8,19 @@ import json
 import pytest
 import yaml
 
-from harness.ci_file import CI_FILE, add_origin, branch, check_jsonschema, list_json, load, merge_request, tag
+from harness.ci_file import (
+    CI_FILE,
+    add_origin,
+    branch,
+    check_jsonschema,
+    list_json,
+    load,
+    merge_request,
+    read_config,
+    split_header,
+    tag,
+    tags_unknown_at_creation,
+)
 from harness.project import TEMPLATE, bake_cli, bake_defaults, run
 
 QUESTIONS = json.loads((TEMPLATE / "cookiecutter.json").read_text(encoding="utf-8"))
@@ -21,9 +33,10 @@ CORE_FILES = {
     *("data/.gitignore", "data/README.md", "data/raw/.gitignore", "data/raw/dataset.csv.dvc", "models/.gitignore"),
     "reports/evaluation/.gitignore",
     *(f"{PACKAGE}/{name}.py" for name in ("__init__", "config", "evaluate", "model_file", "predict", "prepare")),
-    *(f"{PACKAGE}/{name}.py" for name in ("report", "train")),
-    *(f"tests/{name}.py" for name in ("__init__", "conftest", "test_evaluate", "test_model_file", "test_predict")),
-    *(f"tests/{name}.py" for name in ("test_prepare", "test_report", "test_train")),
+    *(f"{PACKAGE}/{name}.py" for name in ("compare", "report", "train")),
+    *(f"tests/{name}.py" for name in ("__init__", "conftest", "test_compare", "test_evaluate", "test_model_file")),
+    *(f"tests/{name}.py" for name in ("test_predict", "test_prepare", "test_report", "test_train")),
+    *(f"tests/{name}.py" for name in ("test_stage_imports", "test_stage_params")),
 }
 ADD_ON_FILES = {
     "parameter_sweeps": {
@@ -114,6 +127,28 @@ def test_the_merged_configuration_passes_gitlabs_schema(baked, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_every_runner_tag_uses_only_variables_gitlab_knows_when_it_creates_the_pipeline(baked):
+    """GitLab expands `tags:` once, at the pipeline's creation: a job-only variable such as
+    CI_PIPELINE_ID stays as written, and the job waits for a runner that never comes."""
+    _, project = baked
+    assert tags_unknown_at_creation(load(project)) == {}
+
+
+def test_the_tag_check_finds_job_only_and_undeclared_variables():
+    config = {
+        "variables": {"SIZE": "large", "VIA_JOB_ONLY": "cml-$CI_JOB_ID"},
+        "ok": {"tags": ["cml-$CI_PIPELINE_IID", "$SIZE", "${CI_PROJECT_ID}", "$LOCAL"], "variables": {"LOCAL": "x"}},
+        "train": {"tags": ["cml-$CI_PIPELINE_ID", "$SIZE"]},
+        "nested": {"tags": ["$VIA_JOB_ONLY"]},
+        "undeclared": {"tags": ["$RUNNER_SIZE"]},
+    }
+    assert tags_unknown_at_creation(config) == {
+        "train": ["cml-$CI_PIPELINE_ID"],
+        "nested": ["$VIA_JOB_ONLY"],
+        "undeclared": ["$RUNNER_SIZE"],
+    }
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_of_pipeline_lists_exactly_the_expected_jobs(baked, kind):
     answers, project = baked
@@ -129,10 +164,11 @@ def test_each_kind_of_pipeline_lists_exactly_the_expected_jobs(baked, kind):
 def test_the_core_file_fits_a_screen_and_reads_without_the_add_ons(baked):
     """The loop is in .gitlab-ci.yml; each add-on's jobs are in its own included file."""
     _, project = baked
-    core = yaml.safe_load((project / CI_FILE).read_text(encoding="utf-8"))
+    core = read_config(project / CI_FILE)
     settings = {"workflow", "stages", "variables", "default", "include"}
     assert {job for job in core if not job.startswith(".")} - settings == {"test", "train", "comment"}
-    assert len((project / CI_FILE).read_text(encoding="utf-8").splitlines()) <= 125
+    _, jobs = split_header((project / CI_FILE).read_text(encoding="utf-8"))  # after Run pipeline's inputs
+    assert len(jobs.splitlines()) <= 125
 
 
 def test_the_mirror_without_the_registry_is_refused_before_anything_is_written(tmp_path):

@@ -16,6 +16,7 @@ import yaml
 from sklearn import datasets
 from slugify import slugify
 
+from harness.ci_file import load
 from harness.project import TEMPLATE, VENV_BIN, bake_cli, pre_gen_hook, project_env, run
 
 hook = pre_gen_hook()
@@ -28,7 +29,7 @@ DEFAULT_SLUG = slugify(QUESTIONS["project_name"])  # the same filter cookiecutte
 TEMPLATE_SYNTAX = ("{{ cookiecutter.", "{{cookiecutter.", "{%")
 PARSERS = {
     ".yaml": yaml.safe_load,
-    ".yml": yaml.safe_load,
+    ".yml": lambda text: list(yaml.safe_load_all(text)),  # .gitlab-ci.yml: a spec:inputs header, then the jobs
     ".dvc": yaml.safe_load,  # DVC pointer files are YAML
     ".toml": tomllib.loads,
     ".json": json.loads,
@@ -142,9 +143,7 @@ def test_python_version_picks_the_ci_image_not_the_lowest_python(bake, version):
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
     assert pyproject["project"]["requires-python"] == ">=3.11"
     assert pyproject["tool"]["ruff"]["target-version"] == "py311"
-    assert yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["variables"]["PYTHON_IMAGE"] == (
-        f"python:{version}"
-    )
+    assert load(project)["variables"]["PYTHON_IMAGE"] == f"python:{version}"
 
 
 def test_every_python_choice_is_one_the_lock_supports():

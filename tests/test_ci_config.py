@@ -235,10 +235,19 @@ def test_dvc_and_cml_steps_are_in_the_ci_file(config):
 
 
 def test_artifacts_expire(config):
+    """Every job says how long its artifacts stay, reports too (the JUnit report would otherwise
+    follow whatever the instance's default is, "never" included)."""
     with_artifacts = {name: job["artifacts"] for name, job in jobs(config).items() if "artifacts" in job}
     assert with_artifacts, "no job keeps artifacts"
     for name, artifacts in with_artifacts.items():
-        assert "expire_in" in artifacts or "paths" not in artifacts, name  # reports follow the instance's setting
+        assert "expire_in" in artifacts, name
+    assert config["test"]["artifacts"]["expire_in"] == "30 days"
+
+
+def test_long_jobs_have_a_deliberate_timeout(config):
+    """A project's default job timeout is 60 minutes (GitLab.com's too): training and sweep runs set
+    their own, as long as GitLab.com's hosted runners allow (a runner's maximum still wins)."""
+    assert config["train"]["timeout"] == config["sweep-run"]["timeout"] == "3 hours"
 
 
 def test_caches_follow_the_lock_file_and_upload_once(default_project):

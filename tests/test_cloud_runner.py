@@ -21,8 +21,9 @@ from harness.gitlab_api import GitLabApi
 from harness.project import bake_defaults, commit_first_model, run
 from harness.s3 import s3_env
 
-MAINTAINER = {**BOT, "access_level": 40}
-PIPELINE = "1000"
+MAINTAINER = {"id": 43, "username": "project_4242_runner_bot", "access_level": 40}
+RUNNER_TOKEN = "glpat-runner-registration-token"  # CLOUD_RUNNER_TOKEN's: Maintainer, protected
+PIPELINE, IID = "1000", "7"  # CI_PIPELINE_ID (jobs only) and CI_PIPELINE_IID (known at the pipeline's creation)
 OIDC = {"AWS_ROLE_ARN": "arn:aws:iam::1:role/ci", "AWS_WEB_IDENTITY_TOKEN_FILE": "/token"}
 CLOUD_KEY = {"TRAIN_CLOUD_AWS_ACCESS_KEY_ID": "AKIDCLOUD", "TRAIN_CLOUD_AWS_SECRET_ACCESS_KEY": "cloud-secret"}
 AWS = {**CLOUD_KEY, "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-1"}
@@ -38,8 +39,10 @@ def cloud_runner(project: Path, api: GitLabApi | None, *args: str, **variables: 
     """`python3 ci/cloud_runner.py ARGS` as the CML image's jobs run it."""
     env = {"PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}", "HOME": variables.pop("HOME", str(project))}
     if api is not None:
-        env.update(CI_API_V4_URL=api.api_url, CI_PROJECT_ID=PROJECT_ID, REPO_TOKEN=TOKEN)
-    env.update({"CI_PIPELINE_ID": PIPELINE, "TRAIN_CLOUD": "aws", **variables})
+        env.update(
+            CI_API_V4_URL=api.api_url, CI_PROJECT_ID=PROJECT_ID, REPO_TOKEN=TOKEN, CLOUD_RUNNER_TOKEN=RUNNER_TOKEN
+        )
+    env.update({"CI_PIPELINE_ID": PIPELINE, "CI_PIPELINE_IID": IID, "TRAIN_CLOUD": "aws", **variables})
     command = [sys.executable, "ci/cloud_runner.py", *args]
     return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
 
@@ -60,18 +63,29 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
         (MAINTAINER, {**AWS, "TRAIN_CLOUD": "gcp"}, ["GOOGLE_APPLICATION_CREDENTIALS_DATA not set"]),
         (MAINTAINER, {**AWS, "TRAIN_CLOUD": "openstack"}, ["TRAIN_CLOUD is 'openstack'"]),
         (MAINTAINER, {**AWS, "TRAIN_CLOUD_AWS_SECURITY_GROUP": ""}, ["TRAIN_CLOUD_AWS_SECURITY_GROUP is not set"]),
-        (BOT, AWS, ["REPO_TOKEN's user is not a Maintainer"]),
-        ({**MAINTAINER, "scopes": ["read_api", "write_repository"]}, AWS, ["REPO_TOKEN has the scopes read_api"]),
+        (BOT, AWS, ["CLOUD_RUNNER_TOKEN's user is not a Maintainer"]),
+        (
+            {**MAINTAINER, "scopes": ["read_api", "write_repository"]},
+            AWS,
+            ["CLOUD_RUNNER_TOKEN has the scopes read_api"],
+        ),
+        (MAINTAINER, {**AWS, "CLOUD_RUNNER_TOKEN": ""}, ["CLOUD_RUNNER_TOKEN is not set: "]),
+        (MAINTAINER, {**AWS, "REPO_TOKEN": RUNNER_TOKEN}, ["CLOUD_RUNNER_TOKEN is the same token as REPO_TOKEN"]),
         (
             BOT,
             {**OIDC, "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg"},
             ["TRAIN_CLOUD_PERMISSION_SET is not set", "not a Maintainer"],
         ),
     ],
-    ids=["ready", "no-keys", "gcp-no-keys", "unknown-cloud", "no-security-group", "developer", "no-api-scope", "oidc"],
+    ids=[
+        *("ready", "no-keys", "gcp-no-keys", "unknown-cloud", "no-security-group", "developer", "no-api-scope"),
+        *("no-runner-token", "repo-token-reused", "oidc"),
+    ],
 )
 def test_preflight_names_each_missing_piece_in_one_line(project, user, variables, expected):
-    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: user}) as api:
+    """The runner is registered with CLOUD_RUNNER_TOKEN (Maintainer, protected), never with REPO_TOKEN,
+    which every job of every branch reads (a Developer's token)."""
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT, RUNNER_TOKEN: user}) as api:
         result = cloud_runner(project, api, "preflight", **variables)
     errors = error_lines(result)
     assert result.returncode == (1 if expected else 0), result.stderr
@@ -79,7 +93,8 @@ def test_preflight_names_each_missing_piece_in_one_line(project, user, variables
 
 
 def test_preflight_says_when_gitlab_cannot_be_reached(project, closed_port):
-    env = {"CI_API_V4_URL": f"http://127.0.0.1:{closed_port}/api/v4", "CI_PROJECT_ID": PROJECT_ID, "REPO_TOKEN": TOKEN}
+    env = {"CI_API_V4_URL": f"http://127.0.0.1:{closed_port}/api/v4", "CI_PROJECT_ID": PROJECT_ID}
+    env.update(REPO_TOKEN=TOKEN, CLOUD_RUNNER_TOKEN=RUNNER_TOKEN)
     result = cloud_runner(project, None, "preflight", **AWS, **env)
     assert result.returncode == 1
     assert error_lines(result) == [
@@ -89,19 +104,19 @@ def test_preflight_says_when_gitlab_cannot_be_reached(project, closed_port):
 
 
 def test_a_runner_that_never_comes_online_fails_the_launch_within_the_bound(project):
-    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
-        api.add_runner(f"cml-{PIPELINE}-9", [f"cml-{PIPELINE}"], status="never_contacted")
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT, RUNNER_TOKEN: MAINTAINER}) as api:
+        api.add_runner(f"cml-{PIPELINE}-9", [f"cml-{IID}"], status="never_contacted")
         result = cloud_runner(project, api, "wait", "0.02")  # about a second
     assert result.returncode == 1
     assert error_lines(result) == [
-        f"error: the cloud runner cml-{PIPELINE} did not come online within 0.02 minutes, so the train job will not "
+        f"error: the cloud runner cml-{IID} did not come online within 0.02 minutes, so the train job will not "
         "start; see this job's log above (the VM's set-up), and check the cloud console for a machine tagged "
         f"gitlab_pipeline={PIPELINE}."
     ]
 
 
 def test_remove_with_nothing_launched_says_so(project, tmp_path):
-    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT, RUNNER_TOKEN: MAINTAINER}) as api:
         recorded = cloud_runner(project, api, "record", "cml-never", HOME=str(tmp_path))
         removed = cloud_runner(project, api, "remove")
     assert recorded.returncode == 0 and not (project / "cloud_runner.env").exists()
@@ -122,7 +137,7 @@ def gitlab(bake, jobs_venv, s3_endpoint, tmp_path):
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("max_leaf_nodes: 31", "max_leaf_nodes: -1"))
     run(["git", "commit", "--quiet", "-am", "Break training"], project, env)
-    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: MAINTAINER}) as api:
+    with GitLabApi(PROJECT_ID, PROJECT_PATH, {TOKEN: BOT, RUNNER_TOKEN: MAINTAINER}) as api:
         yield LocalGitLab(project, jobs_venv, s3_endpoint, api)
 
 
@@ -132,6 +147,7 @@ def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     variables = {
         **CLOUD_KEY,  # the pipeline's AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are the S3 key
         "CI_COMMIT_REF_PROTECTED": "true",
+        "CLOUD_RUNNER_TOKEN": RUNNER_TOKEN,  # protected: this pipeline runs on a protected branch
         "TRAIN_CLOUD_AWS_SECURITY_GROUP": "sg-0123",
         "HOME": str(tmp_path / "home"),
         "LEO_STAND_IN_LOG": str(leo_log),
@@ -151,13 +167,15 @@ def test_a_failed_train_job_leaves_no_runner_and_no_machine(gitlab, tmp_path):
     )
     assert "s3-secret" not in user_data and "testing" not in user_data
     options = launch["options"]
-    assert options["labels"] == f"cml-{PIPELINE}" and options["single"] is True
+    # Labelled with the pipeline's IID (the first pipeline here), which GitLab also puts in the train job's tag.
+    assert options["labels"] == "cml-1" and options["single"] is True
+    assert launch["token_source"] == "--driver-token"  # CLOUD_RUNNER_TOKEN, not REPO_TOKEN
     assert options["cloud-image"] == "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-*"
     # The launch job took "run untagged jobs" away from the new runner ...
     [locked] = gitlab.api.requests_to("PUT", r"/runners/\d+$")
     assert locked.form["run_untagged"] == "false"
     # ... and the clean-up unregistered it and deleted its machine (the id CML's state recorded).
-    assert not [runner for runner in gitlab.api.runners() if f"cml-{PIPELINE}" in runner["tag_list"]]
+    assert not [runner for runner in gitlab.api.runners() if "cml-1" in runner["tag_list"]]
     [destroyed] = [json.loads(line) for line in leo_log.read_text().splitlines()]
     assert destroyed["identifier"] == launch["tpi_id"]
     assert (destroyed["cloud"], destroyed["region"]) == ("aws", "us-east")

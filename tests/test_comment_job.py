@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
+from harness.ci_file import load
 from harness.gitlab import PROJECT_ID, STAND_INS, merge_request_variables
 from harness.gitlab_api import GitLabApi
 from harness.project import project_env, run
@@ -32,11 +32,17 @@ WATERMARK = '"CML watermark DVC model report")'
 
 def comment_script(project: Path) -> str:
     """The comment job's steps from the baked .gitlab-ci.yml, for one `bash -eo pipefail` shell as
-    GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere."""
-    job = yaml.safe_load((project / ".gitlab-ci.yml").read_text(encoding="utf-8"))["comment"]
+    GitLab Runner runs them; the guard that skips forks and missing reports is tested elsewhere
+    (ci/pipeline.sh is sourced quietly: it prints the kind of pipeline first)."""
+    job = load(project)["comment"]
     assert job["variables"]["REPORT_TITLE"] == "DVC model report"
     assert job["script"][:2] == ["source ci/pipeline.sh", 'skip_unless_report_can_be_posted "$REPORT"']
-    return "\n".join(job["script"][2:]).replace('"$REPORT"', job["variables"]["REPORT"])
+    script = ["source ci/pipeline.sh >/dev/null", *job["script"][2:]]
+    return "\n".join(script).replace('"$REPORT"', job["variables"]["REPORT"])
+
+
+def sha(push: int) -> str:
+    return f"{push:040x}"
 
 
 @dataclass
@@ -49,9 +55,11 @@ class CommentJob:
     def cml_log(self) -> Path:
         return self.project.parent / "cml-calls.jsonl"
 
-    def push(self, token: str | None = TOKEN, **variables: str) -> subprocess.CompletedProcess:
-        """A new commit on the merge request's branch: a new report, then the comment job."""
+    def push(self, token: str | None = TOKEN, head: str = "", **variables: str) -> subprocess.CompletedProcess:
+        """A new commit on the merge request's branch (its head, unless `head` names another): a new
+        report, then the comment job."""
         self.pushes += 1
+        self.api.set_merge_request(IID, head or variables.get("CI_COMMIT_SHA", sha(self.pushes)))
         report = f"# Model report\n\n| accuracy | 0.9{self.pushes} |\n|---|---|\n\n![Confusion matrix](confusion.png)\n"
         (self.project / "report" / "report.md").write_text(report)
         env = project_env(
@@ -65,7 +73,7 @@ class CommentJob:
             CI_PROJECT_URL=f"{self.api.url}/ml/demo",
             CI_PIPELINE_ID=str(900 + self.pushes),
             CI_JOB_ID=str(5000 + self.pushes),
-            CI_COMMIT_SHA=f"{self.pushes:040x}",
+            CI_COMMIT_SHA=sha(self.pushes),
             CI_COMMIT_REF_NAME="feature",
             **merge_request_variables("feature", iid=str(IID)),
             REPORT_TITLE="DVC model report",
@@ -174,6 +182,41 @@ def test_a_report_written_by_another_user_is_left_and_one_of_this_token_posted(j
     assert "| accuracy | 0.93 |" in notes[1]["body"]
 
 
+def test_a_late_comment_job_of_an_older_commit_leaves_the_head_commits_report(job):
+    """Two comment jobs at once (auto-cancel off, or a retried older pipeline): the report that
+    stays is the one for the merge request's head commit, whichever job writes last."""
+    assert_succeeded(job.push())
+    assert_succeeded(job.push())  # the head: commit 2's report, edited in place
+    [head] = job.report_notes()
+
+    late = job.push(CI_COMMIT_SHA=sha(1), head=sha(2))  # commit 1's comment job ends last
+
+    assert_succeeded(late)
+    [kept] = job.report_notes()
+    assert kept["id"] == head["id"] and "| accuracy | 0.92 |" in kept["body"] and f"#{sha(2)} " in kept["body"]
+    first, removed = late.stderr.splitlines()
+    assert first == (
+        f"report_comment: this pipeline's commit {sha(1)[:8]} is no longer the merge request's head: its report is "
+        "posted as a new comment, so that the head's report is not overwritten, and removed again while the head's "
+        "stands."
+    )
+    assert removed.startswith("report_comment: removed the old report comment note ") and str(head["id"]) not in removed
+
+
+def test_remove_older_keeps_the_head_commits_report_even_when_it_is_not_the_newest(job):
+    """Both jobs posted before either removed anything, the head's first."""
+    body = "# Model report\n\n![](https://cml.dev/watermark.png#{sha} " + WATERMARK
+    head = job.api.add_note(IID, body.format(sha=sha(2)), BOT)
+    job.api.add_note(IID, body.format(sha=sha(1)), BOT)  # the older commit's, written last
+    job.api.set_merge_request(IID, sha(2))
+    script = ["python3", "ci/report_comment.py", "remove-older"]
+    env = project_env(job.project, CI_API_V4_URL=job.api.api_url, CI_COMMIT_SHA=sha(1), REPO_TOKEN=TOKEN)
+    env.update(merge_request_variables("feature", iid=str(IID)), REPORT_TITLE="DVC model report")
+    result = run(script, job.project, env, check=False)
+    assert result.returncode == 0, result.stderr
+    assert [note["id"] for note in job.report_notes()] == [head["id"]]
+
+
 def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -204,3 +247,28 @@ def test_a_token_problem_stops_the_job_with_one_line_before_cml_runs(job, proble
     assert not job.cml_log.exists()  # no `cml comment` call
     assert [request.method for request in job.api.requests] == (["GET"] if problem == "refused" else [])
     assert token is None or token not in result.stdout + result.stderr
+
+
+WORSE = (
+    "balanced_accuracy 0.9661 → 0.5000 against `main` (-0.4661, 95% interval -0.5100 to -0.4200) "
+    "on the same 143 test rows: worse."
+)
+
+
+@pytest.mark.parametrize(
+    ("gate", "verdicts", "code", "said"),
+    [
+        ("fail", [f"worse: {WORSE}"], 1, f"error: the model report says worse: {WORSE} (VERDICT_GATE is fail; "),
+        (None, [f"worse: {WORSE}"], 0, f"warning: the model report says worse: {WORSE} (VERDICT_GATE=fail would "),
+        ("fail", ["within noise: balanced_accuracy ... : within noise.", "better: against production ..."], 0, ""),
+        ("block", [], 1, "error: VERDICT_GATE must be warn or fail, got 'block' (Settings > CI/CD > Variables"),
+    ],
+)
+def test_the_gate_fails_a_worse_verdict_after_the_report_is_posted_when_turned_on(job, gate, verdicts, code, said):
+    (job.project / "report" / "verdict.txt").write_text("".join(f"{line}\n" for line in verdicts))
+    result = job.push(**({"VERDICT_GATE": gate} if gate else {}))
+    assert result.returncode == code, result.stdout + result.stderr
+    [note] = job.report_notes()  # posted first: the reviewer reads why the pipeline failed
+    assert "| accuracy | 0.91 |" in note["body"]
+    output = result.stdout + result.stderr
+    assert (said in output) if said else ("worse" not in output and "error" not in output), output

@@ -104,8 +104,10 @@ def test_branch_then_detached_merge_request_report_comment_and_rerun(gitlab):
     base = gitlab.head("main")[:8]
     assert f"vs `main` at `{base}`" in report
     assert re.search(r"\| train\.hist_gradient_boosting\.max_leaf_nodes +\| 31 +\| 10 +\|", report), report
-    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):
-        assert re.search(rf"\| {metric} +\| 0\.\d+ +\| 0\.\d+ +\| -?[\d.]+ +\|", report), metric
+    for metric in ("accuracy", "precision", "recall", "f1", "roc_auc"):  # both sides, the change and its interval
+        assert re.search(rf"\| {metric} \| 0\.\d+ \| 0\.\d+ \| [-+][\d.]+ \([-+][\d.]+ to [-+][\d.]+\) \|", report), (
+            metric
+        )
     images = re.findall(r"!\[[^\]]*\]\(\./([^)]+)\)", report)
     assert set(images) == {"roc.png", "precision_recall.png", "confusion_matrix.png", "feature_importance.png"}
     production = report[report.index("### Against the model in production (`model@v0.1.0`)") :]

@@ -139,3 +139,72 @@ def test_from_listing_drops_an_optional_need_of_a_job_not_created():
     listed["report"]["needs"][0]["optional"] = False
     with pytest.raises(ValueError, match="report needs train"):
         Pipeline.from_listing(listed, STAGES)
+
+
+def test_a_cancelled_need_skips_even_an_always_job():
+    """composite.rb: a cancelled need (not allowed to fail) makes the status `canceled`;
+    process_build_service.rb: `always` accepts success, failed and skipped, so the job is skipped."""
+    run = pipeline(
+        Job("launch", "test", needs=[]),
+        Job("train", "train", needs=["launch"]),
+        Job("clean-up", "report", "always", needs=["launch", "train"]),
+        train="canceled",
+    )
+    assert run.status == {"launch": "success", "train": "canceled", "clean-up": "skipped"}
+
+
+def test_a_cancelled_job_allowed_to_fail_counts_as_success():
+    """composite.rb with has_status.rb: PASSED_WITH_WARNINGS_STATUSES are failed and canceled."""
+    run = pipeline(
+        Job("sweep-run", "train", allow_failure=True, needs=[]),
+        Job("sweep-report", "report", needs=["sweep-run"]),
+        **{"sweep-run": "canceled"},
+    )
+    assert run.status["sweep-report"] == "success"
+
+
+@pytest.mark.parametrize(
+    ("outcome", "report"),
+    [("failed:3", "success"), ("failed:1", "skipped"), ("failed", "skipped"), ("canceled", "skipped")],
+)
+def test_allow_failure_exit_codes_allow_only_a_failure_with_a_listed_code(outcome, report):
+    """entry/job.rb `static_allow_failure`: `allow_failure: {exit_codes: [3]}` is stored as false;
+    build.rb `conditionally_allow_failure!` allows the failure once its exit code is listed."""
+    run = pipeline(
+        Job("deploy", "train", needs=[], allow_failure_exit_codes=(3,)),
+        Job("after", "report", needs=["deploy"]),
+        deploy=outcome,
+    )
+    assert run.status["after"] == report
+
+
+def test_a_manual_job_allowed_to_fail_by_exit_code_blocks_what_needs_it():
+    """composite.rb: only `allow_failure: true` makes an unplayed manual job ignored; exit codes
+    leave it false (entry/job.rb), so it blocks."""
+    run = pipeline(Job("gate", "train", "manual", needs=[], allow_failure_exit_codes=(3,)), Job("after", "report"))
+    assert run.status == {"gate": "manual", "after": "created"}
+
+
+def test_auto_cancel_stops_only_the_interruptible_jobs_not_finished():
+    """workflow:auto_cancel:on_new_commit interruptible (doc/ci/yaml/_index.md): a newer pipeline
+    cancels the older one's interruptible jobs that have not finished; a running job that is not
+    interruptible runs on, and what needs it then runs as usual."""
+    jobs = [
+        Job("test", "test", needs=[], interruptible=True),
+        Job("train", "train", needs=[]),
+        Job("comment", "report", needs=["train"], interruptible=True),
+        Job("clean-up", "report", "always", needs=["train"]),
+    ]
+    run = pipeline(*jobs, train="running")
+    run.auto_cancel()
+    assert run.status == {"test": "success", "train": "running", "comment": "canceled", "clean-up": "created"}
+    run.finish("train", "failed")
+    assert run.status["clean-up"] == "success"
+
+
+def test_from_listing_reads_exit_codes_as_not_allowed_to_fail():
+    """gitlab-ci-local lists `allow_failure: {exit_codes: [3]}` as that mapping."""
+    listed = {"deploy": {"stage": "train", "when": "on_success", "allow_failure": {"exit_codes": [3]}, "needs": []}}
+    run = Pipeline.from_listing(listed, STAGES, {"deploy": "failed:1"})
+    assert run.jobs["deploy"].allow_failure is False and run.jobs["deploy"].allow_failure_exit_codes == (3,)
+    assert run.composite(["deploy"], dag=True) == "failed"

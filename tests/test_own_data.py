@@ -5,6 +5,7 @@ through `dvc repro`, the merge-request report against the bundled data's commit,
 import json
 from pathlib import Path
 
+import numpy as np
 import palmerpenguins
 import pandas as pd
 import pytest
@@ -68,6 +69,47 @@ def model_inputs(project: Path) -> list[str]:
         "c = model_columns(load_model('models/model.skops')); print('\\n'.join(c['numeric'] + c['categorical']))"
     )
     return run(["python", "-c", code], project).stdout.splitlines()
+
+
+def monthly_sales(months: int = 240) -> pd.DataFrame:
+    """Sales that grow every month and peak with the summer's heat, rows in no particular order."""
+    rng = np.random.default_rng(2)
+    start = pd.date_range("2000-01-01", periods=months, freq="MS")
+    temperature = 15 + 10 * np.sin(2 * np.pi * (start.month - 4) / 12) + rng.normal(size=months)
+    sales = 100 + 0.5 * np.arange(months) + 0.8 * temperature + rng.normal(scale=3, size=months)
+    table = pd.DataFrame({"month": start.strftime("%Y-%m-%d"), "year": start.year, "temperature": temperature})
+    return table.assign(sales=sales).sample(frac=1, random_state=0, ignore_index=True)
+
+
+def test_a_series_split_at_random_is_flagged_and_split_by_time_scores_a_forecast(project):
+    """A random split of monthly sales tests on months whose neighbours were trained on: R² near
+    0.99, from `year` alone, which a forecast never gets. prepare suggests the time split, evaluate
+    names `year` as carrying the model; with the time split the model is tested on the latest five
+    years, and the report says which rows each side tested on."""
+    use_own_table(project, monthly_sales(), target="sales")
+    output, at_random, summary = repro(project)
+    [warning] = [line for line in output.splitlines() if line.startswith("prepare: warning")]
+    assert "'month' (dates)" in warning and "set prepare.split: time and data.time_column: month" in warning
+    assert summary["split"] == {"method": "random", "test_size": 0.25, "stratified": False}
+    [flag] = json.loads((project / "reports/evaluation/warnings.json").read_text())
+    assert flag["check"] == "one_column" and flag["columns"] == ["year"]
+    assert f"evaluate: warning: {flag['message']}" in output
+    report = build_report(project, "main").read_text()
+    assert "Test rows: a random 25% of rows (`prepare.split: random`).\n" in report
+    assert f"### Too good to be true?\n\n- {flag['message']}\n" in report
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["prepare"]["split"], params["data"]["time_column"] = "time", "month"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output, by_time, summary = repro(project)
+    assert "warning" not in output and summary["split"]["test_from"] == "2015-01-01"
+    assert at_random["r2"] > 0.9 and by_time["r2"] < at_random["r2"] - 0.5
+    report = build_report(project, "main").read_text()
+    assert (
+        "Test rows: the latest 25% of rows by `month`, from 2015-01-01 (`prepare.split: time`). The base's: a "
+        "random 25% of rows, stratified by class (`prepare.split: random`); the two are scored on different test rows."
+    ) in report
+    assert "Too good to be true?" not in report
 
 
 def test_penguins_species_from_the_bundled_file(project, tmp_path):
@@ -145,7 +187,7 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     table = pd.read_csv(PENGUINS / "penguins-raw.csv").drop(columns=["Sample Number", "studyName"])
     use_own_table(project, table, target="Species")
     output, _, summary = repro(project)
-    [warning] = [line for line in output.splitlines() if "warning" in line]
+    [warning] = [line for line in output.splitlines() if line.startswith("prepare: warning")]
     assert "'Individual ID' (free text" in warning and "'Date Egg' (dates)" in warning and "data.drop" in warning
     assert {"Individual ID", "Date Egg"} <= set(summary["ignored"])
 
@@ -153,7 +195,7 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     params["data"]["drop"] = ["Individual ID", "Date Egg", "Comments"]
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     output, metrics, _ = repro(project)
-    assert "warning" not in output
+    assert "prepare: warning" not in output
     inputs = model_inputs(project)
     assert not {"Individual ID", "Date Egg", "Comments", "Species"} & set(inputs)
     assert {"Island", "Sex", "Body Mass (g)"} <= set(inputs)
@@ -162,6 +204,43 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
     # The raw rows as they come, the left-out columns included: copied to the output.
     predicted = predict(project, table.drop(columns="Species").head(3), tmp_path)
     assert list(predicted["Individual ID"]) == list(table["Individual ID"].head(3))
+
+
+def test_a_european_spreadsheet_export_trains_and_a_failed_repro_goes_back(project):
+    """Penguins as a spreadsheet in Europe exports them: `;`-separated, decimal commas, Windows'
+    encoding, a header with a trailing space, a row number with a blank, a stray `?` in a number
+    column. Then an empty file: one line, and the README's way back to the committed data."""
+    table = pd.read_csv(PENGUINS / "penguins.csv").assign(island=lambda t: t["island"].replace("Biscoe", "Biscoë"))
+    table.insert(0, "row", range(1, len(table) + 1))
+    table = table.astype({"row": object})
+    table.loc[10, "row"] = None
+    table["bill_length_mm"] = table["bill_length_mm"].map(lambda value: str(value).replace(".", ","))
+    table.loc[[3, 20], "bill_length_mm"] = "?"  # and the column's blanks are "nan": missing values too
+    raw = project / "data/raw/dataset.csv"
+    exported = table.to_csv(index=False, sep=";", decimal=",").replace("species", "species ", 1)
+    raw.write_bytes(exported.encode("cp1252"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["target"] = "species"
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    output, metrics, summary = repro(project)
+    assert "prepare: read data/raw/dataset.csv: semicolon-separated, decimal comma, encoding cp1252" in output
+    assert "read as numbers, with these cells missing: 'bill_length_mm' ('?')" in output
+    assert summary["ignored"] == {"row": "numbers the rows (an ID?)"} and "bill_length_mm" in summary["numeric"]
+    assert summary["categorical"] == ["island", "sex"]
+    assert "Biscoë" in set(pd.read_parquet(project / "data/prepared/train.parquet")["island"])
+    assert metrics["balanced_accuracy"] > 0.9
+    run(["git", "add", "--all"], project)
+    run(["git", "commit", "--quiet", "-m", "European export"], project)
+
+    raw.write_bytes(b"")
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert "error: data/raw/dataset.csv is empty: write your table there" in result.stderr
+    assert "size: 0" in (project / "data/raw/dataset.csv.dvc").read_text()  # what DVC recorded before prepare ran
+    run(["git", "checkout", "data/raw/dataset.csv.dvc"], project)
+    run(["dvc", "checkout"], project)
+    assert raw.read_bytes() == exported.encode("cp1252")
+    assert "up to date" in run(["dvc", "status"], project).stdout
 
 
 @pytest.mark.parametrize(
@@ -174,7 +253,10 @@ def test_ids_dates_and_free_text_are_named_then_dropped_and_never_reach_the_mode
         ),
         (
             lambda t: t.drop(columns="Clutch Completion"),
-            "no target column 'Clutch Completion' (rename your label column or set data.target in params.yaml)",
+            "no target column 'Clutch Completion' (the file has 'studyName', 'Sample Number', 'Species', 'Region', "
+            "'Island', 'Stage', 'Individual ID', 'Date Egg', 'Culmen Length (mm)', 'Culmen Depth (mm)', "
+            "'Flipper Length (mm)', 'Body Mass (g)', 'Sex', 'Delta 15 N (o/oo)', 'Delta 13 C (o/oo)', 'Comments'; "
+            "rename your label column or set data.target in params.yaml)",
         ),
     ],
 )

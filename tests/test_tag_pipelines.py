@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.ci_file import load
-from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab
+from harness.ci_file import CI_FILE, branch, gitlab_ci_local, listed_jobs, load, split_header
+from harness.gitlab import BOT, GITLAB_CI_LOCAL, JOB_TOKEN, PROJECT_ID, PROJECT_PATH, TOKEN, LocalGitLab, PipelineRun
 from harness.gitlab_api import GitLabApi
+from harness.job_states import Pipeline
 from harness.project import bake_defaults, commit_first_model, file_md5, locked_md5, project_env, ran_stages, run
 from harness.s3 import s3_env
 
@@ -63,16 +64,52 @@ def test_which_jobs_a_tag_pipeline_creates(listed_project, tag, variables, expec
 
 def test_each_stage_of_gto_has_its_deploy_and_stop_jobs(listed_project):
     """.gto lists the stages; each has a deploy and a stop job whose environment is named in the job
-    (no variable), one job at a time; the promote form offers the same stages."""
+    (no variable), one job at a time; the pipeline's `stage` input offers the same stages."""
     stages = yaml.safe_load((listed_project / ".gto").read_text())["stages"]
     config = load(listed_project)
-    assert config["variables"]["STAGE"]["options"] == stages
+    header, _ = split_header((listed_project / CI_FILE).read_text(encoding="utf-8"))
+    assert yaml.safe_load(header)["spec"]["inputs"]["stage"]["options"] == stages
     for stage in stages:
         assert config[f"deploy-{stage}"]["environment"] == stage
         assert config[f"stop-{stage}"]["environment"] == {"name": stage, "action": "stop"}
         assert config[f"deploy-{stage}"]["resource_group"] == config[f"stop-{stage}"]["resource_group"] == stage
         assert created_jobs(listed_project, f"model#{stage}#1", {}) == {f"deploy-{stage}"}
         assert created_jobs(listed_project, f"model#{stage}!#2", {}) == {f"stop-{stage}"}
+
+
+def preview(project: Path, *inputs: str, check: bool = True):
+    """The configuration as gitlab-ci-local interpolates it for a pipeline run with these inputs."""
+    return gitlab_ci_local(project, "--preview", *(f"--input={value}" for value in inputs), check=check)
+
+
+def test_the_registry_jobs_take_their_choices_from_the_pipelines_inputs(listed_project):
+    """GitLab.com's new projects allow no pipeline variables (neither at Run pipeline nor on a
+    manual job: app/services/ci/play_build_service.rb); pipeline inputs are not variables, so they
+    still reach register and promote (GitLab 17.11+, doc/ci/inputs/_index.md)."""
+
+    def choices(config: dict) -> tuple:
+        return config["register"]["variables"]["BUMP"], *map(config["promote"]["variables"].get, ("VERSION", "STAGE"))
+
+    chosen = yaml.safe_load(preview(listed_project, "bump=patch", "version=v1.2.0", "stage=production").stdout)
+    assert choices(chosen) == ("patch", "v1.2.0", "production")
+    pushed = yaml.safe_load(preview(listed_project).stdout)  # a pipeline of a push: the defaults
+    assert choices(pushed) == ("minor", "", "staging")
+    for wrong, message in [
+        ("stage=prod", "`stage` input: `prod` cannot be used because it is not in the list of allowed options"),
+        ("version=latest", "`version` input: `latest` does not match required regex"),
+        ("bump=huge", "`bump` input: `huge` cannot be used"),
+    ]:
+        refused = preview(listed_project, wrong, check=False)
+        assert refused.returncode != 0 and message in refused.stdout + refused.stderr, wrong
+
+
+@pytest.mark.parametrize(("test", "register"), [("success", "manual"), ("failed", "skipped")])
+def test_register_waits_to_be_played_only_on_a_commit_whose_tests_passed(listed_project, test, register):
+    """register needs test: a failed test job makes GitLab skip it (harness/job_states.py), so no
+    version is made of a commit whose tests failed, even though its model trained."""
+    config = load(listed_project)
+    pipeline = Pipeline.from_listing(listed_jobs(listed_project, branch("main")), config["stages"], {"test": test})
+    assert (pipeline.status["train"], pipeline.status["register"]) == ("success", register)
 
 
 # --- Real runs -----------------------------------------------------------------------------------
@@ -102,14 +139,23 @@ def tag_commit(gitlab: LocalGitLab, tag: str) -> str:
     return gitlab.head(f"refs/tags/{tag}^0")
 
 
+def configs_holding(result: PipelineRun, secret: str) -> list[Path]:
+    """The git configurations of the pipeline's checkouts (the runner reuses them) that hold `secret`."""
+    configs = [path for path in result.checkout.rglob("config") if path.parent.name == ".git"]
+    assert configs  # the checkouts are there to look at
+    return [path for path in configs if secret in path.read_text(encoding="utf-8", errors="replace")]
+
+
 @pytest.mark.slow
 def test_register_job_then_the_version_tag_publishes_without_running_a_stage(gitlab):
+    # BUMP as a pipeline variable, where the project still allows them (it outranks the input's value).
     main = gitlab.pipeline("register", variables={"BUMP": "major"})  # the first version is v0.1.0 all the same
     assert main.returncode == 0, main.output
     register = main.job_log("register")
     assert "Registered model v0.1.0" in register and "Pushed the tag model@v0.1.0 to origin." in register
     assert tag_commit(gitlab, "model@v0.1.0") == gitlab.head("main")
     assert TOKEN not in main.output and JOB_TOKEN not in main.output
+    assert configs_holding(main, TOKEN) == []  # the push URL was never written to .git/config
 
     published = gitlab.pipeline(tag="model@v0.1.0")  # every job the tag's pipeline creates
     assert published.returncode == 0, published.output
@@ -126,13 +172,15 @@ def test_register_job_then_the_version_tag_publishes_without_running_a_stage(git
 @pytest.mark.slow
 def test_promote_job_then_the_stage_tag_deploys_to_its_environment(gitlab):
     registry(gitlab, "register")
-    promoted = gitlab.pipeline("promote", variables={"VERSION": "v0.1.0", "STAGE": "production"})
+    # Pipeline inputs only, as on a project that allows no pipeline variables.
+    promoted = gitlab.pipeline("promote", inputs={"version": "v0.1.0", "stage": "production"})
     assert promoted.returncode == 0, promoted.output
     assert "Pushed the tag model#production#1 to origin." in promoted.job_log("promote")
     assert TOKEN not in promoted.output
+    assert configs_holding(promoted, TOKEN) == []
 
-    # STAGE as a pipeline or project variable (Run pipeline offers it, prefilled with staging)
-    # outranks anything a job sets: the deploy's environment must not depend on it.
+    # STAGE as a pipeline or project variable (promote's job variable, which older GitLab's users
+    # set at Run pipeline) outranks anything a job sets: the deploy's environment must not depend on it.
     deployed = gitlab.pipeline(tag="model#production#1", variables={"STAGE": "staging"})
     assert deployed.returncode == 0, deployed.output
     deploy = deployed.job_log("deploy-production")
@@ -176,3 +224,14 @@ def test_a_stop_run_after_the_stage_was_assigned_again_keeps_the_environment(git
     stop = stopped.job_log("stop-staging")
     assert "error: 'staging' holds model v0.2.0 again since model#staging!#2: the environment is not stopped." in stop
     assert "is stopped" not in stop and stopped.returncode == 0 and "WARN 3" in stop
+
+
+def test_the_readme_says_where_the_choices_come_from_and_what_a_red_outdated_deploy_means(listed_project):
+    """What no local run shows, said with GitLab's doc page for it: inputs work with pipeline
+    variables off; GitLab fails an outdated deploy (red), unless the stage's resource group runs
+    its jobs oldest first, which only the API sets."""
+    readme = " ".join((listed_project / "README.md").read_text(encoding="utf-8").split())
+    assert "Minimum role to use pipeline variables" in readme and "`ci/inputs/_index.md`" in readme
+    assert "GitLab 17.11 and later" in readme and "Before 17.11" in readme
+    assert "failed_outdated_deployment_job" in readme and "`ci/environments/deployment_safety.md`" in readme
+    assert '--data "process_mode=oldest_first"' in readme and "`ci/resource_groups/_index.md`" in readme

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ci_file import add_origin, branch, listed_jobs, load, merge_request, tag
+from harness.ci_file import add_origin, branch, interruptible_jobs, listed_jobs, load, merge_request, tag
 from harness.gitlab import FORK_ID, PROJECT_ID
+from harness.job_states import Pipeline
 from harness.project import bake_defaults
 
 CHOICES = ["gitlab", "tagged", "gitlab-hosted", "cml"]
@@ -79,7 +80,7 @@ def test_cml_launches_a_runner_for_a_protected_branch_and_cleans_up_after_the_tr
         "launch-runner": ("on_success", []),
         "train": ("on_success", ["launch-runner"]),
         "remove-runner": ("always", ["launch-runner", "train"]),
-        "register": ("manual", ["train"]),
+        "register": ("manual", ["test", "train"]),
         "promote": ("manual", []),
     }
 
@@ -108,7 +109,7 @@ def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(pro
     train, launch = config["train"], config["launch-runner"]
     launch_command = shlex.split(next(line for line in launch["script"] if line.startswith("cml runner launch")))
     labels = launch_command[launch_command.index("--labels") + 1]
-    assert train["tags"] == [labels] == ["cml-$CI_PIPELINE_ID"]
+    assert train["tags"] == [labels] == ["cml-$CI_PIPELINE_IID"]  # known when GitLab creates the pipeline
     assert train["extends"] == ".python" and "image" not in train  # the project's Python image, not CML's
     assert "--single" in launch_command and "--cloud-spot" not in launch_command
     timeout = launch_command[launch_command.index("--idle-timeout") + 1]
@@ -116,6 +117,18 @@ def test_cml_train_job_runs_only_on_its_pipelines_runner_in_the_python_image(pro
     # Stopped half-way, launch or clean-up would leave a machine running.
     assert config[".cml"]["interruptible"] is False
     assert launch["extends"] == config["remove-runner"]["extends"] == ".cml"
+
+
+def test_cml_a_newer_commit_never_cancels_the_train_job_so_the_machine_is_always_removed(projects):
+    """Auto-cancel cancels interruptible jobs only; a cancelled train job would make GitLab skip
+    remove-runner (`when: always` does not accept `canceled`: harness/job_states.py)."""
+    config = load(projects["cml"])
+    listed = listed_jobs(projects["cml"], PROTECTED_BRANCH)
+    run = Pipeline.from_listing(listed, config["stages"], {"train": "running"}, interruptible_jobs(config))
+    run.auto_cancel()
+    assert run.status["train"] == "running" and run.status["remove-runner"] == "created"
+    run.finish("train", "failed")
+    assert run.status["remove-runner"] == "success"
 
 
 def test_tag_pipelines_launch_nothing(projects):

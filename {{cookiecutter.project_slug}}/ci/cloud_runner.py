@@ -5,7 +5,7 @@ remove-runner jobs:
 
     python3 ci/cloud_runner.py preflight       # one line per missing piece, before anything is paid for
     python3 ci/cloud_runner.py image           # the Ubuntu 22.04 image for TRAIN_CLOUD
-    cml runner launch ... --labels "cml-$CI_PIPELINE_ID" --name "$CLOUD_RUNNER_NAME" --single ...
+    cml runner launch ... --token "$CLOUD_RUNNER_TOKEN" --labels "cml-$CI_PIPELINE_IID" --single ...
     python3 ci/cloud_runner.py wait 10         # online within 10 minutes, then tagged jobs only
     python3 ci/cloud_runner.py record "$CLOUD_RUNNER_NAME"   # after_script: the machine's id, for remove
     python3 ci/cloud_runner.py remove          # the runners and the machine the pipeline left
@@ -15,8 +15,16 @@ take the paid machine (and, with --single, leave the train job waiting): `wait` 
 A runner whose machine never came up would leave the train job pending for GitLab's hour
 before it is dropped as stuck: `wait` fails the launch job within minutes instead, and then
 GitLab never starts the train job. With --single the runner unregisters itself and destroys its
-VM after the train job; `remove` is for when that did not happen (the job was cancelled, or
-the machine broke).
+VM after the train job; `remove` is for when that did not happen (the job failed, or the
+machine broke).
+
+The label is `cml-<pipeline IID>`: GitLab expands the train job's `tags:` once, as it creates the
+pipeline, when CI_PIPELINE_ID is not known yet (a tag `cml-$CI_PIPELINE_ID` stays as written and
+no runner ever matches it); the pipeline's IID, unique in the project, is.
+
+The runner is registered with CLOUD_RUNNER_TOKEN (Maintainer, a protected variable: only these jobs,
+on protected branches, see it), never with REPO_TOKEN, which every job of every branch can read
+and which stays a Developer's.
 """
 
 from __future__ import annotations
@@ -30,6 +38,13 @@ from pathlib import Path
 from urllib.parse import quote
 
 from gitlab_api import ApiError, Fail, GitLab, run
+
+RUNNER_TOKEN = "CLOUD_RUNNER_TOKEN"
+RUNNER_TOKEN_HELP = (
+    "create a project access token (GitLab.com Premium/Ultimate or self-managed GitLab) or a bot account's personal "
+    "access token with the Maintainer role and the api scope, and store it as a masked and protected CI/CD variable "
+    "named CLOUD_RUNNER_TOKEN; REPO_TOKEN stays a Developer's token (README, 'Training on bigger machines')"
+)
 
 # Credentials the terraform provider behind CML reads for each cloud (they also reach the VM). On
 # AWS under names of their own: the jobs' AWS_ACCESS_KEY_ID is the S3 key, which the train job
@@ -57,9 +72,18 @@ def say(message: str) -> None:
     print(f"cloud_runner: {message}", file=sys.stderr)
 
 
+def runner_gitlab() -> GitLab:
+    return GitLab(RUNNER_TOKEN, RUNNER_TOKEN_HELP)
+
+
+def pipeline_label() -> str:
+    """The pipeline's runner label, as GitLab expanded the train job's tag at the pipeline's creation."""
+    return f"cml-{os.environ['CI_PIPELINE_IID']}"
+
+
 def pipeline_runners(gitlab: GitLab) -> list[dict]:
-    """Runners of this project carrying this pipeline's tag (cml-<pipeline id>)."""
-    tag = quote(f"cml-{os.environ['CI_PIPELINE_ID']}")
+    """Runners of this project carrying this pipeline's label."""
+    tag = quote(pipeline_label())
     return gitlab.every_page(f"/projects/{os.environ.get('CI_PROJECT_ID', '')}/runners?tag_list={tag}")
 
 
@@ -87,28 +111,35 @@ def preflight() -> list[str]:
             "TRAIN_CLOUD_AWS_SECURITY_GROUP is not set: without it CML opens a security group of its own to the "
             "internet; create one that allows SSH (22) from your runners only and name it here."
         )
-    return problems + token_problems(GitLab())
+    return problems + token_problems(runner_gitlab())
 
 
 def token_problems(gitlab: GitLab) -> list[str]:
-    """Launching a runner needs the api scope and the Maintainer role, beyond what the report needs."""
+    """Launching a runner needs the api scope and the Maintainer role, beyond what the report needs,
+    in a token of its own."""
     try:
         gitlab.check_token()
     except Fail as error:
         return [str(error)]
+    if gitlab.token == os.environ.get("REPO_TOKEN"):
+        return [
+            "CLOUD_RUNNER_TOKEN is the same token as REPO_TOKEN, which every job of every branch can read: a "
+            "Maintainer's token there lets any Developer act as a Maintainer; " + RUNNER_TOKEN_HELP + "."
+        ]
     scopes = gitlab.call("GET", "/personal_access_tokens/self").get("scopes", [])
     problems = []
     if "api" not in scopes:
         problems.append(
-            f"REPO_TOKEN has the scopes {', '.join(scopes) or 'none'}: CML creates, lists and removes runners "
-            "through the API, which needs the api scope; create a token with api and write_repository."
+            f"CLOUD_RUNNER_TOKEN has the scopes {', '.join(scopes) or 'none'}: CML creates, lists and removes runners "
+            "through the API, which needs the api scope; create a token with the api scope."
         )
     project = gitlab.call("GET", f"/projects/{os.environ.get('CI_PROJECT_ID', '')}")
     levels = [(access or {}).get("access_level", 0) for access in (project.get("permissions") or {}).values()]
     if max(levels, default=0) < MAINTAINER:
         problems.append(
-            "REPO_TOKEN's user is not a Maintainer of this project: creating a project runner needs the Maintainer "
-            "role; give the token (or its bot user) Maintainer, or train with training_runner 'tagged' instead."
+            "CLOUD_RUNNER_TOKEN's user is not a Maintainer of this project: creating a project runner needs "
+            "the Maintainer role; give the token (or its bot user) Maintainer, or train with training_runner "
+            "'tagged' instead."
         )
     return problems
 
@@ -131,7 +162,7 @@ def record(name: str) -> None:
 
 def wait(minutes: float) -> None:
     """Fail unless the pipeline's runner is online within `minutes`; then it takes tagged jobs only."""
-    gitlab = GitLab()
+    gitlab = runner_gitlab()
     deadline = time.monotonic() + minutes * 60
     while True:
         online = [runner for runner in pipeline_runners(gitlab) if runner.get("online")]
@@ -139,7 +170,7 @@ def wait(minutes: float) -> None:
             break
         if time.monotonic() > deadline:
             raise Fail(
-                f"the cloud runner cml-{os.environ['CI_PIPELINE_ID']} did not come online within {minutes:g} minutes, "
+                f"the cloud runner {pipeline_label()} did not come online within {minutes:g} minutes, "
                 "so the train job will not start; see this job's log above (the VM's set-up), and check the "
                 "cloud console for a machine tagged gitlab_pipeline=" + os.environ["CI_PIPELINE_ID"] + "."
             )
@@ -153,7 +184,7 @@ def wait(minutes: float) -> None:
 def remove() -> None:
     """Unregister the pipeline's runners and delete its machine: both are gone already when the
     train job ran to its end, and deleting them again changes nothing."""
-    gitlab = GitLab()
+    gitlab = runner_gitlab()
     left = pipeline_runners(gitlab)
     for runner in left:
         try:

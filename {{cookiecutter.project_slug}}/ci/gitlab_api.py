@@ -44,25 +44,27 @@ def variable(name: str) -> str:
 
 
 class GitLab:
-    """REPO_TOKEN's view of the API at CI_API_V4_URL; `check_token` proves it works first."""
+    """The view of the API at CI_API_V4_URL of the token in the CI/CD variable `name` (REPO_TOKEN
+    unless told, `advice` saying which token it must be); `check_token` proves it works first."""
 
-    def __init__(self) -> None:
-        self.token = os.environ.get("REPO_TOKEN", "")
+    def __init__(self, name: str = "REPO_TOKEN", advice: str = TOKEN_HELP) -> None:
+        self.name, self.advice = name, advice
+        self.token = os.environ.get(name, "")
         self.api = os.environ.get("CI_API_V4_URL", "").rstrip("/")
 
     def check_token(self) -> dict:
         """The token's user, or Fail saying what is wrong with the token."""
         if not self.token:
-            raise Fail(f"REPO_TOKEN is not set: {TOKEN_HELP}.")
+            raise Fail(f"{self.name} is not set: {self.advice}.")
         if re.search(r"\s", self.token):
-            raise Fail("REPO_TOKEN contains a space or line break: store the token alone in the CI/CD variable.")
+            raise Fail(f"{self.name} contains a space or line break: store the token alone in the CI/CD variable.")
         try:
             return self.call("GET", "/user")
         except ApiError as error:
             if error.status in (401, 403):
                 raise Fail(
-                    f"REPO_TOKEN was refused by {self.api} (HTTP {error.status}): it may be expired, revoked or "
-                    f"lack the api scope: {TOKEN_HELP}."
+                    f"{self.name} was refused by {self.api} (HTTP {error.status}): it may be expired, revoked or "
+                    f"lack the api scope: {self.advice}."
                 ) from None
             if not error.status:
                 raise Fail(

@@ -281,4 +281,23 @@ skip_unless_report_can_be_posted() {
   [ -f "${1:-report/report.md}" ] || skip "No report was built in this pipeline (the log of the job that builds it says why), so nothing is posted."
 }
 
+# The merge request's quality gate, after the report is posted. $1: the report; its verdict.txt
+# beside it has a line per comparison (against the base, against production), starting with the
+# verdict. VERDICT_GATE=fail fails the job on a worse one; warn (the default) only says so.
+verdict_gate() {
+  local gate="${VERDICT_GATE:-warn}" verdicts worse
+  case "$gate" in
+    warn | fail) ;;
+    *) fail "VERDICT_GATE must be warn or fail, got '$gate' (Settings > CI/CD > Variables, or .gitlab-ci.yml)." ;;
+  esac
+  verdicts="$(dirname "${1:-report/report.md}")/verdict.txt"
+  [ -f "$verdicts" ] || return 0   # nothing to compare against: no verdict
+  worse=$(sed -n 's/^worse: //p' "$verdicts" | paste -sd ' ' -)   # against the base, and production
+  if [ -z "$worse" ]; then return 0; fi
+  if [ "$gate" = fail ]; then
+    fail "the model report says worse: $worse (VERDICT_GATE is fail; a change beyond noise in the headline metric fails the merge request's pipeline)."
+  fi
+  echo "warning: the model report says worse: $worse (VERDICT_GATE=fail would fail this pipeline)"
+}
+
 describe_pipeline

@@ -12,11 +12,18 @@ its watermark. So on a busy merge request an older report comment is not found a
 is posted; and if the comment it picks was written by another user (a re-created project access
 token is a new bot user), GitLab refuses the edit with 403 and the job fails.
 
+Two comment jobs can also run at once (two pushes close together, auto-cancel off, a retried
+older pipeline): whichever writes last would win, possibly the older commit's report. CML's
+watermark names the pipeline's commit (CI_COMMIT_SHA), so each report says which commit it is for.
+
 `mode` checks REPO_TOKEN, reads every note, and prints the subcommand that works: `update` (CML
 edits this token's own comment, or posts a new one) or `create` (CML would pick another user's
-comment). `remove-older` deletes this token's older report comments, keeping the newest, and tries to
-delete other users' ones. Both read CI_API_V4_URL, CI_MERGE_REQUEST_PROJECT_ID,
-CI_MERGE_REQUEST_IID, REPO_TOKEN and REPORT_TITLE (the --watermark-title given to CML).
+comment, or this pipeline's commit is no longer the merge request's head, whose report it must not
+overwrite). `remove-older` keeps one report comment: the newest for the merge request's head
+commit (the source branch's tip, or its newest pipeline's merge commit), else this token's newest,
+and deletes the others (another user's it tries to). Both read CI_API_V4_URL, CI_COMMIT_SHA,
+CI_MERGE_REQUEST_PROJECT_ID, CI_MERGE_REQUEST_IID, REPO_TOKEN and REPORT_TITLE (the
+--watermark-title given to CML).
 """
 
 from __future__ import annotations
@@ -39,7 +46,8 @@ class MergeRequest:
     def __init__(self) -> None:
         self.gitlab = GitLab()
         project, iid = variable("CI_MERGE_REQUEST_PROJECT_ID"), variable("CI_MERGE_REQUEST_IID")
-        self.notes_path = f"/projects/{project}/merge_requests/{iid}/notes"
+        self.path = f"/projects/{project}/merge_requests/{iid}"
+        self.notes_path = f"{self.path}/notes"
         self.watermark = watermark_pattern(os.environ.get("REPORT_TITLE", ""))
         self.me = self.gitlab.check_token()
 
@@ -49,6 +57,23 @@ class MergeRequest:
 
     def is_report(self, note: dict) -> bool:
         return bool(self.watermark.search(note.get("body") or ""))
+
+    def commit_of(self, note: dict) -> str:
+        """The commit a report comment is for: the SHA in CML's watermark."""
+        found = self.watermark.search(note.get("body") or "")
+        return found.group(1).lower() if found else ""
+
+    def heads(self) -> set[str]:
+        """The commits whose report is the current one: the source branch's head and the newest
+        pipeline's commit (a merge commit, in merged results pipelines). Empty if unknown."""
+        try:
+            details = self.gitlab.call("GET", self.path)
+        except ApiError as error:
+            if error.status == 404:
+                return set()
+            raise
+        pipeline = details.get("head_pipeline") or {}
+        return {sha.lower() for sha in (details.get("sha"), pipeline.get("sha")) if sha}
 
     def is_mine(self, note: dict) -> bool:
         return note["author"]["id"] == self.me["id"]
@@ -61,7 +86,7 @@ def watermark_pattern(label: str) -> re.Pattern:
     title = f"CML watermark {label}".strip()
     for char in "_*[<":  # as CML escapes them for GitHub
         title = title.replace(char, "\\" + char)
-    return re.compile(re.escape("![](https://cml.dev/watermark.png") + "#[0-9a-fA-F]+" + re.escape(f' "{title}")'))
+    return re.compile(re.escape("![](https://cml.dev/watermark.png") + "#([0-9a-fA-F]+)" + re.escape(f' "{title}")'))
 
 
 def describe(note: dict) -> str:
@@ -69,9 +94,17 @@ def describe(note: dict) -> str:
 
 
 def choose_mode() -> str:
-    """`update`, or `create` where CML would pick another user's comment to edit."""
+    """`update`, or `create` where CML would pick another user's comment to edit, or would put this
+    older commit's report over the head commit's."""
     mr = MergeRequest()
     notes = mr.notes()
+    heads, mine = mr.heads(), os.environ.get("CI_COMMIT_SHA", "").lower()
+    if heads and mine and mine not in heads:
+        say(
+            f"this pipeline's commit {mine[:8]} is no longer the merge request's head: its report is posted as a "
+            "new comment, so that the head's report is not overwritten, and removed again while the head's stands."
+        )
+        return "create"
     pick = next((note for note in reversed(notes[:CML_PAGE]) if mr.is_report(note)), None)
     if pick is not None and mr.is_mine(pick):
         return "update"
@@ -94,11 +127,16 @@ def choose_mode() -> str:
 
 
 def remove_older() -> None:
-    """Delete every report comment but this token's newest one."""
+    """Delete every report comment but one: the newest for the head commit (this token's first),
+    else this token's newest."""
     mr = MergeRequest()
     reports = [note for note in mr.notes() if not note.get("system") and mr.is_report(note)]
-    mine = [note for note in reports if mr.is_mine(note)]
-    keep = max(mine, key=lambda note: (timestamp(note.get("updated_at")), note["id"]), default=None)
+    heads = mr.heads()
+    current = [note for note in reports if mr.commit_of(note) in heads]
+    candidates = current or [note for note in reports if mr.is_mine(note)]
+    keep = max(
+        candidates, key=lambda note: (mr.is_mine(note), timestamp(note.get("updated_at")), note["id"]), default=None
+    )
     for note in reports:
         if note is keep:
             continue

@@ -58,6 +58,17 @@ def make_messy_frame(rows: int = 200) -> pd.DataFrame:
     return frame
 
 
+def make_series(months: int = 240) -> pd.DataFrame:
+    """Monthly sales that grow every month and peak with the summer's temperature, rows in no
+    particular order (as an export gives them): a series over time, with its dates as text."""
+    rng = np.random.default_rng(2)
+    start = pd.date_range("2000-01-01", periods=months, freq="MS")
+    temperature = 15 + 10 * np.sin(2 * np.pi * (start.month - 4) / 12) + rng.normal(size=months)
+    frame = pd.DataFrame({"month": start.strftime("%Y-%m-%d"), "year": start.year, "temperature": temperature})
+    frame["label"] = 0.5 * np.arange(months) + 0.8 * temperature + rng.normal(scale=3, size=months)
+    return frame.sample(frac=1, random_state=0, ignore_index=True)
+
+
 @pytest.fixture
 def params() -> dict:
     return yaml.safe_load(yaml.safe_dump(PARAMS))  # a deep copy each test may edit

@@ -5,13 +5,21 @@ import pandas as pd
 import pytest
 from sklearn import metrics
 
-from {{cookiecutter.package_name}}.config import TEST
-from {{cookiecutter.package_name}}.evaluate import CURVE_POINTS, PREDICTION_POINTS, evaluate, importances, thin
+from {{cookiecutter.package_name}}.compare import alone, fingerprint, read_predictions
+from {{cookiecutter.package_name}}.config import PREDICTIONS, TEST
+from {{cookiecutter.package_name}}.evaluate import (
+    CURVE_POINTS,
+    PREDICTION_POINTS,
+    evaluate,
+    importances,
+    thin,
+    too_good,
+)
 from {{cookiecutter.package_name}}.model_file import load_model
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import train
 
-from .conftest import EVALUATION, MODEL, PREPARED, RAW, make_frame, make_messy_frame
+from .conftest import EVALUATION, MODEL, PREPARED, RAW, make_frame, make_messy_frame, make_series
 
 # What evaluate writes, the headline first (the sweep and the report read the names from its file).
 CLASSIFICATION = ["balanced_accuracy", "accuracy", "precision", "recall", "f1", "roc_auc"]
@@ -56,6 +64,13 @@ def test_binary_scores_are_about_the_positive_class(project, params):
     assert scores["recall"] == scores["recall_per_class"]["no"]
     assert scores["baseline"]["f1"] == 0 and scores["baseline"]["accuracy"] > 0.75
     assert scores["baseline"]["balanced_accuracy"] == 0.5 < scores["balanced_accuracy"]
+    # Each test row's prediction, named by the test rows, scores as metrics.json says.
+    rows = read_predictions(EVALUATION / PREDICTIONS)
+    assert rows.fingerprint == fingerprint(test) and list(rows.actual) == list(test["label"])
+    assert list(rows.predicted) == list(predicted) and rows.classes == ["no", "yes"]
+    assert {name: round(i.head, 6) for name, i in alone(rows, "no").items()} == {
+        name: scores[name] for name in CLASSIFICATION
+    }
     params["data"]["positive_class"] = "yes"
     assert scores_after_repro(params)["f1"] == round(metrics.f1_score(test["label"], predicted, pos_label="yes"), 6)
 
@@ -73,6 +88,8 @@ def test_regression_scores_baseline_and_predictions_plot(project, params):
     points = json.loads((EVALUATION / "plots" / "sklearn" / "predictions.json").read_text())
     assert len(points) == min(PREDICTION_POINTS, len(test))
     assert all(abs(p["actual"] - p["predicted"] - p["residual"]) < 1e-9 for p in points)
+    rows = read_predictions(EVALUATION / PREDICTIONS)
+    assert rows.task == "regression" and rows.predicted == pytest.approx(load_model(MODEL).predict(test))
     assert not (EVALUATION / "plots" / "sklearn" / "roc.json").exists()
 
 
@@ -137,3 +154,60 @@ def test_permutation_importance_is_per_raw_column_on_a_fixed_bounded_sample(proj
     again, _ = importances(load_model(MODEL), features, labels)
     assert title == "Permutation importance on 40 of 100 test rows (seed 0)"
     assert len(first) == 3 and np.array_equal(first, again)
+
+
+def warnings_written() -> list[dict]:
+    return json.loads((EVALUATION / "warnings.json").read_text())
+
+
+def test_a_column_that_is_the_target_plus_noise_is_named_and_an_honest_table_is_not(project, params, capsys):
+    frame = make_frame(rows=400)
+    rng = np.random.default_rng(3)
+    frame["label"] = frame["alpha"] + frame["beta"] + rng.normal(size=400)
+    frame.to_csv(RAW, index=False)
+    assert scores_after_repro(params)["r2"] > 0.3  # learnt something, from two columns
+    assert warnings_written() == [] and "evaluate: warning" not in capsys.readouterr().out
+
+    frame["recorded_total"] = frame["label"] + rng.normal(scale=0.05 * frame["label"].std(), size=400)
+    frame.to_csv(RAW, index=False)
+    assert scores_after_repro(params)["r2"] < 0.99  # the trees' bins: not near-perfect, yet one column
+    [one_column] = warnings_written()
+    assert one_column["check"] == "one_column" and one_column["columns"] == ["recorded_total"]
+    assert one_column["message"].startswith("`recorded_total` carries 100% of the permutation importance")
+    params["train"]["estimator"] = "linear"  # no bins: near-perfect too
+    assert scores_after_repro(params)["r2"] >= 0.99
+    near_perfect, _ = warnings_written()
+    assert near_perfect["check"] == "near_perfect" and near_perfect["columns"] == ["recorded_total"]
+    out = capsys.readouterr().out
+    assert out.count("evaluate: warning: `recorded_total` carries 100%") == 2
+    assert out.count("check that no column gives the answer away") == 3
+
+
+def test_near_perfect_thresholds_spare_what_honest_tables_score():
+    """Each case a score the bundled data reaches honestly, then one a leak gives."""
+    importance = {"a": 0.05, "b": 0.04, "c": 0.01}
+    classes = {"accuracy": 0.96, "baseline": {"accuracy": 0.4}}
+    assert too_good({**classes, "balanced_accuracy": 0.96, "roc_auc": 0.9986}, importance, 450, False) == []
+    assert too_good({**classes, "balanced_accuracy": 0.985, "roc_auc": 0.9977}, importance, 143, True) == []
+    [flag] = too_good({**classes, "balanced_accuracy": 0.96, "roc_auc": 0.9995}, importance, 143, True)
+    assert flag["scores"] == {"roc_auc": 0.9995} and flag["columns"] == ["a", "b", "c"]
+    [flag] = too_good({**classes, "balanced_accuracy": 1.0, "roc_auc": 1.0}, importance, 45, False)
+    assert flag["message"] == (
+        "balanced_accuracy 1.0000 on 45 test rows is near-perfect: some tables are that easy, but check that no "
+        "column gives the answer away (a copy of the target, or a value known only after it); the most important "
+        "columns: `a` (50%), `b` (40%), `c` (10%)."
+    )
+    # Two thirds of a total of half a test row is no column carrying the model (breast_cancer, seed 2).
+    assert too_good({**classes, "balanced_accuracy": 0.94}, {"a": 0.005, "b": 0.0025, "c": -0.001}, 143, True) == []
+    assert too_good({**classes, "balanced_accuracy": 0.94}, {"a": 0.5, "b": 0.05}, 143, True)[0]["columns"] == ["a"]
+
+
+def test_a_time_split_lowers_the_r2_a_random_split_inflated(project, params):
+    """Sales grow every month: split at random, each test month has its neighbours in training and
+    the model interpolates; tested on the latest months, it must forecast, and trees cannot."""
+    make_series().to_csv(RAW, index=False)
+    params["data"]["time_column"] = "month"
+    at_random = scores_after_repro(params)["r2"]
+    params["prepare"]["split"] = "time"
+    by_time = scores_after_repro(params)["r2"]
+    assert at_random > 0.9 and by_time < at_random - 0.5

@@ -194,6 +194,6 @@ def test_a_regression_sweep_ranks_by_its_own_metrics_and_direction(tmp_path, for
     runs = [{**result(f"sweep-{n}", n, None), "metrics": {"rmse": n, "mae": n / 2, "r2": 0.5}} for n in (3, 1, 2)]
     rows = [line for line in table(sweep, runs, None).splitlines() if "`sweep-" in line]
     assert [row.split(" | ")[1] for row in rows[:3]] == ["`sweep-1`", "`sweep-2`", "`sweep-3`"]
-    assert "| **rmse** | mae | r2 |" in table(sweep, runs, None)
+    assert "| **rmse** | against the best (95%) | mae | r2 |" in table(sweep, runs, None)
     with pytest.raises(PipelineError, match="the runs' metrics have no roc_auc; rank by one of rmse, mae, r2"):
         table(Sweep("roc_auc", "maximize", SPEC["parameters"]), runs, None)

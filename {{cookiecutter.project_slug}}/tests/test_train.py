@@ -1,14 +1,16 @@
 import numpy as np
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 import {{cookiecutter.package_name}}.train as training
 from {{cookiecutter.package_name}}.config import TRAIN, PipelineError
 from {{cookiecutter.package_name}}.model_file import load_model, model_columns
+from {{cookiecutter.package_name}}.predict import predictions
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import ESTIMATORS, build_estimator, fit_in_steps, train
 
-from .conftest import MODEL, PREPARED, RAW, make_messy_frame
+from .conftest import MODEL, PREPARED, RAW, make_frame, make_messy_frame
 
 
 @pytest.mark.parametrize("estimator", sorted(ESTIMATORS))
@@ -42,6 +44,17 @@ def test_every_estimator_has_a_regressor(project, params, estimator):
     assert model.predict(pd.read_parquet(PREPARED / TRAIN)).dtype.kind == "f"
 
 
+def test_whole_number_labels_with_a_blank_predict_whole_class_names(project, params):
+    frame = make_frame()
+    frame.loc[5, "label"] = None  # the labels read as 0.0 and 1.0
+    frame.to_csv(RAW, index=False)
+    params["data"]["positive_class"] = 1
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    predicted = predictions(load_model(MODEL), frame.drop(columns="label").head(3))
+    assert list(predicted.columns[-3:]) == ["predicted_label", "probability_0", "probability_1"]
+
+
 def test_unknown_estimator_is_rejected_before_any_output(project, params):
     prepare(params, RAW, PREPARED)
     params["train"]["estimator"] = "svm"
@@ -50,13 +63,23 @@ def test_unknown_estimator_is_rejected_before_any_output(project, params):
     assert not MODEL.exists()
 
 
-def test_negative_or_unknown_hyper_parameters_are_rejected(params):
-    params["train"]["hist_gradient_boosting"]["max_iter"] = -5
-    with pytest.raises(PipelineError, match="train.hist_gradient_boosting.max_iter must not be negative"):
+def test_every_problem_of_the_estimator_params_is_said_at_once(params):
+    params["seed"] = -1
+    params["train"]["hist_gradient_boosting"].update(max_iter=-5, trees=10, random_state=3, n_jobs=2)
+    with pytest.raises(PipelineError) as error:
         build_estimator(params, "classification")
-    params["train"]["random_forest"]["trees"] = 10
-    params["train"]["estimator"] = "random_forest"
-    with pytest.raises(PipelineError, match="train.random_forest has a key the estimator does not accept"):
+    assert str(error.value) == (
+        "params.yaml: train.hist_gradient_boosting.max_iter must not be negative, got -5; "
+        "train.hist_gradient_boosting.trees is not a hyper-parameter of hist_gradient_boosting (it takes "
+        + ", ".join(sorted(training.accepted_keys("hist_gradient_boosting", ESTIMATORS["hist_gradient_boosting"][0])))
+        + "); train.hist_gradient_boosting.random_state is set by the template (from the top-level `seed`): "
+        "remove it; train.hist_gradient_boosting.n_jobs is set by the template (from every core, or one below "
+        "50,000 rows): remove it; seed must be a non-negative integer, got -1."
+    )
+    params["train"]["estimator"] = "linear"
+    params["seed"] = 0
+    params["train"]["linear"]["C"] = 0
+    with pytest.raises(PipelineError, match="^params.yaml: train.linear.C must be positive, got 0.$"):
         build_estimator(params, "regression")
 
 
@@ -80,15 +103,53 @@ def test_retraining_gives_a_byte_identical_model(project, params):
     assert MODEL.read_bytes() == first
 
 
+def test_gradient_boosting_groups_categories_beyond_its_max_bins(project, params):
+    frame = make_messy_frame(rows=300)
+    frame["colour"] = [f"shade {i % 40}" for i in range(len(frame))]
+    frame.to_csv(RAW, index=False)
+    params["train"]["hist_gradient_boosting"]["max_bins"] = 16
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)  # 40 categories, 16 bins: no error from scikit-learn
+    encoder = load_model(MODEL)[0].named_transformers_["categorical"]
+    assert len(encoder.categories_[0]) == 40 and encoder.max_categories == 15
+
+
+def test_the_linear_model_file_is_the_same_on_one_core_or_two(project, params):
+    """BLAS on two threads adds up in another order (this failed before train limited it to one);
+    on a one-core machine both runs are one thread and the test cannot fail."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(60_000, 30)), columns=[f"x{i}" for i in range(30)])
+    frame["label"] = (frame.iloc[:, :5].sum(axis=1) + rng.normal(size=len(frame)) > 0).astype(int)
+    frame.to_csv(RAW, index=False)
+    params["train"]["estimator"] = "linear"
+    prepare(params, RAW, PREPARED)
+    files = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, user_api="blas"):
+            train(params, PREPARED, MODEL)
+        files.append(MODEL.read_bytes())
+    assert files[0] == files[1]
+
+
 def test_a_forest_grown_in_steps_is_the_forest_grown_at_once(params):
     params["train"]["estimator"] = "random_forest"
     frame = make_messy_frame()
     features, labels = frame[["size", "weight"]].fillna(0), frame["label"]
     at_once = build_estimator(params, "classification")[1].fit(features, labels)
     stepped = build_estimator(params, "classification")[1]
-    progress = training.Progress(stepped)
+
+    class Recorded(training.Progress):
+        said: list[str] = []
+
+        def __setattr__(self, name, value):
+            super().__setattr__(name, value)
+            if name == "trees" and value:
+                self.said.append(self.count())  # what the progress line says after each step
+
+    progress = Recorded(stepped)
     fit_in_steps(stepped, features, labels, progress)
     assert progress.trees == 20 and not stepped.warm_start
+    assert progress.said == [f"{trees} of 20 trees, " for trees in range(2, 21, 2)]
     np.testing.assert_array_equal(stepped.predict_proba(features), at_once.predict_proba(features))
 
 

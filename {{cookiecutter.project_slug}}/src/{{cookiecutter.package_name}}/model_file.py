@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import skops.io
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -82,7 +81,8 @@ ONE_THREAD_ROWS = 50_000
 
 def save_model(model: BaseEstimator, path: Path) -> None:
     """Save with skops, byte for byte the same for the same model (see the module docstring)."""
-    with zipfile.ZipFile(io.BytesIO(skops.io.dumps(model))) as original:
+    skio = skops_io()
+    with zipfile.ZipFile(io.BytesIO(skio.dumps(model))) as original:
         entries = {info.filename: original.read(info) for info in original.infolist()}
     schema = entries.pop("schema.json").decode("utf-8")
     ids: dict[str, str] = {}
@@ -108,8 +108,9 @@ def load_model(path: Path) -> BaseEstimator:
     checked against an exact list (TRUSTED_TYPES) before skops builds anything, then the model's
     shape (PIPELINE_PARTS) and its trees' node indices (`check_trees`) before anything predicts.
     Whatever is not so is refused in one line, having called nothing in the file."""
+    skio = skops_io()
     try:
-        untrusted = skops.io.get_untrusted_types(file=path)
+        untrusted = skio.get_untrusted_types(file=path)
     except FileNotFoundError as error:
         raise PipelineError(f"{path} is missing.") from error
     except Exception as error:  # not a zip, no schema.json, an unknown skops loader, ...
@@ -120,7 +121,7 @@ def load_model(path: Path) -> BaseEstimator:
             f"{path} is refused: it names {', '.join(foreign)}, which this project's models never hold "
             "(a model file can run code); use a model trained by this project's train stage."
         )
-    model = skops.io.load(path, trusted=sorted(TRUSTED_TYPES))
+    model = skio.load(path, trusted=sorted(TRUSTED_TYPES))
     wrong = unexpected_parts(model) or check_trees(model)
     if wrong:
         raise PipelineError(f"{path} is refused: {wrong}; use a model trained by this project's train stage.")
@@ -186,6 +187,24 @@ def downwards(left, right, leaf, feature, features: int) -> bool:
     split = ~np.asarray(leaf, bool)
     inside = (left > node) & (right > node) & (left < len(node)) & (right < len(node))
     return bool(inside[split].all() and ((feature >= 0) & (feature < features))[split].all())
+
+
+def skops_io():
+    """skops.io, imported only by what saves or loads a model: importing it lists every
+    scikit-learn estimator (`all_estimators` imports each of scikit-learn's modules, about a
+    second), and through `sklearn.utils._testing` imports pytest, which nothing here needs: it is
+    kept out (that module imports it only if it can) unless already loaded, as under pytest."""
+    import sys
+
+    blocked = "pytest" not in sys.modules
+    if blocked:
+        sys.modules["pytest"] = None  # `import pytest` raises ImportError while this is set
+    try:
+        import skops.io
+    finally:
+        if blocked:
+            del sys.modules["pytest"]
+    return skops.io
 
 
 def model_columns(model) -> dict[str, list[str]]:

@@ -33,9 +33,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import yaml
 
+from . import compare
 from .config import (
     LOWER_IS_BETTER,
     PIPELINE_FILE,
+    PREDICTIONS,
     PipelineError,
     declared,
     load_params,
@@ -73,6 +75,12 @@ def metrics_file(pipeline: Path = PIPELINE_FILE) -> Path:
     return pipeline.parent / declared("evaluate", "metrics", pipeline)[0]
 
 
+def predictions_file(pipeline: Path = PIPELINE_FILE) -> Path:
+    """The test-row predictions evaluate writes, as dvc.yaml declares them."""
+    [path] = [path for path in declared("evaluate", "outs", pipeline) if path.name == PREDICTIONS]
+    return pipeline.parent / path
+
+
 def with_values(params: dict, run: dict) -> dict:
     """params.yaml with a run's values, as `dvc exp run -S` sets them."""
     changed = copy.deepcopy(params)
@@ -101,7 +109,7 @@ def read_keys(params: dict, pipeline: Path) -> set[str]:
         (root / ".dvc").mkdir()
         shutil.copy(pipeline, root / "dvc.yaml")
         (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-        return dotted(stage_params(root=root, no_scm=True))
+        return dotted(stage_params(root=root))
 
 
 def unread(sweep: Sweep, params: dict, pipeline: Path) -> list[str]:
@@ -230,6 +238,7 @@ def run_share(sweep: Sweep, index: int, total: int, results: Path, push: bool = 
         if finished.returncode == 0:
             result["metrics"] = json.loads(written.read_text(encoding="utf-8"))
             result["ref"] = experiment_ref(name)
+            result["predictions"] = keep_predictions(predictions_file().read_bytes(), results, name)
             if push:
                 push_results(name)
         else:
@@ -273,11 +282,45 @@ def run_locally(sweep: Sweep, jobs: int) -> list[dict]:
         if rev is not None and not rev.get("error"):
             result["metrics"] = rev["data"]["metrics"][str(metrics_file())]["data"]
             result["ref"] = experiment_ref(name)
+            from dvc.api import DVCFileSystem  # here: only a local sweep reads an experiment's files
+
+            predictions = DVCFileSystem(url=".", rev=result["ref"]).read_bytes(str(predictions_file()))
+            result["predictions"] = keep_predictions(predictions, RESULTS_DIR, name)
         else:
             logs = subprocess.run(["dvc", "queue", "logs", name], capture_output=True, text=True)
             result["error"] = first_error(logs.stdout + logs.stderr)
         results.append(result)
     return results
+
+
+def keep_predictions(data: bytes, results: Path, name: str) -> str:
+    """A run's test-row predictions beside its results (the report's intervals against the best)."""
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.parquet").write_bytes(data)
+    return f"{name}.parquet"
+
+
+def against_best(sweep: Sweep, good: list[dict], results: Path) -> dict[str, compare.Interval | str]:
+    """Each run's change from the best run in the sweep's metric, with its paired 95% interval
+    (the runs share the test rows), or why there is none."""
+    found: dict[str, compare.Interval | str] = {}
+    if not good:
+        return found
+    loaded = {}
+    for result in good:
+        path = results / result.get("predictions", "-")
+        loaded[result["name"]] = compare.read_predictions(path) if path.is_file() else None
+    best = loaded[good[0]["name"]]
+    for result in good[1:]:
+        mine = loaded[result["name"]]
+        if best is None or mine is None:
+            found[result["name"]] = "no predictions"
+        elif mine.fingerprint != best.fingerprint:
+            found[result["name"]] = "other test rows"
+        else:
+            interval = compare.paired(best, mine).get(sweep.metric)
+            found[result["name"]] = interval or "undefined"
+    return found
 
 
 def read_results(results: Path) -> list[dict]:
@@ -312,12 +355,14 @@ def short_names(keys: list[str]) -> dict[str, str]:
     return {key: short if last.count(short) == 1 else key for key, short in zip(keys, last, strict=True)}
 
 
-def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
+def table(sweep: Sweep, results: list[dict], chart: str | None, folder: Path = RESULTS_DIR) -> str:
     good, failed = ranked(sweep, results)
     varying = sweep.varying()
     names = short_names(varying)
     others = [metric for metric in task_metrics(sweep, good) if metric != sweep.metric]
-    header = ["#", "experiment", *(names[key] for key in varying), f"**{sweep.metric}**", *others]
+    gaps = against_best(sweep, good, folder)
+    header = ["#", "experiment", *(names[key] for key in varying), f"**{sweep.metric}**", "against the best (95%)"]
+    header += others
     lines = [f"## Parameter sweep: {len(results)} runs, best {sweep.metric} first ({sweep.direction})", ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -327,14 +372,28 @@ def table(sweep: Sweep, results: list[dict], chart: str | None) -> str:
     for rank, result in enumerate(good, 1):
         metrics = result["metrics"]
         cells = [f"{metrics[metric]:.4f}" if metric in metrics else "–" for metric in (sweep.metric, *others)]
-        scores = [f"**{cells[0]}**", *cells[1:]]
+        gap = gaps.get(result["name"], "best")
+        if isinstance(gap, compare.Interval):
+            mark = "≈ within noise of the best" if gap.verdict == "within noise" else "▼ behind it"
+            gap = f"{gap.change:+.4f} ({gap.low:+.4f} to {gap.high:+.4f}) {mark}"
+        scores = [f"**{cells[0]}**", gap, *cells[1:]]
         lines.append("| " + " | ".join([str(rank), f"`{result['name']}`", *values(result), *scores]) + " |")
     for result in failed:
-        cells = ["–", f"`{result['name']}`", *values(result), f"failed: {result['error']}", *[""] * len(others)]
+        cells = ["–", f"`{result['name']}`", *values(result), f"failed: {result['error']}", "", *[""] * len(others)]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     fixed = {key: values[0] for key, values in sweep.parameters.items() if len(values) == 1}
     if fixed:
         lines += ["", "Same in every run: " + ", ".join(f"`{key}={json.dumps(value)}`" for key, value in fixed.items())]
+    close = [name for name, gap in gaps.items() if isinstance(gap, compare.Interval) and gap.verdict == "within noise"]
+    if close:
+        lines += [
+            "",
+            f"**The best is not distinguishable from {len(close)} other run{'s' if len(close) > 1 else ''}**: their "
+            f"{sweep.metric} is within noise of it (its 95% interval, paired on the same test rows, contains 0), so "
+            "the order among them may be chance; prefer the simplest or cheapest of them.",
+        ]
+    elif len(good) > 1 and gaps and all(isinstance(gap, compare.Interval) for gap in gaps.values()):
+        lines += ["", f"Every other run's {sweep.metric} is behind the best's beyond noise (paired 95% intervals)."]
     restored = sum(1 for result in good if not result["ran"])
     lines += ["", f"{restored} of {len(good)} successful runs came back from the run-cache (nothing trained)."]
     if good:
@@ -383,11 +442,11 @@ def chart(sweep: Sweep, results: list[dict], output: Path) -> Path | None:
     return path
 
 
-def write_report(sweep: Sweep, results: list[dict], output: Path) -> Path:
+def write_report(sweep: Sweep, results: list[dict], output: Path, folder: Path = RESULTS_DIR) -> Path:
     drawn = chart(sweep, results, output)
     report = output / "report.md"
     output.mkdir(parents=True, exist_ok=True)
-    report.write_text(table(sweep, results, drawn.name if drawn else None), encoding="utf-8")
+    report.write_text(table(sweep, results, drawn.name if drawn else None, folder), encoding="utf-8")
     return report
 
 
@@ -434,7 +493,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{args.results} holds no results: no sweep run reached its end, so there is nothing to report "
                 "(run 'sweep run' first; in CI, see the sweep-run jobs)."
             )
-        print(write_report(sweep, results, args.output).read_text(encoding="utf-8"))
+        print(write_report(sweep, results, args.output, args.results).read_text(encoding="utf-8"))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 
 from .config import SUMMARY, TRAIN, PipelineError, param, read_summary, run, seed
 from .model_file import as_model_input, save_model, threads_for
@@ -44,29 +45,53 @@ ESTIMATORS = {
 }
 PROGRESS_SECONDS = 10
 # Categories beyond these counts are grouped as "infrequent": one-hot columns stay few, and the
-# gradient-boosting trees take at most 255 bins per feature (one is for missing values).
+# gradient-boosting trees take at most `max_bins` (255 unless train.hist_gradient_boosting sets it)
+# bins per feature, one of them for missing values.
 ONE_HOT_CATEGORIES = 20
-NATIVE_CATEGORIES = 254
+# Keys of an estimator's section that the template sets itself, and from what.
+TEMPLATE_SETS = {
+    "random_state": "the top-level `seed`",
+    "n_jobs": "every core, or one below 50,000 rows",
+    "warm_start": "the progress count of a forest",
+    "categorical_features": "the column types prepare decided",
+}
 
 
 def build_estimator(params: dict, task: str) -> tuple[str, BaseEstimator]:
-    """(the params.yaml section it is made from, `train.<train.estimator>`; the estimator)."""
+    """(the params.yaml section it is made from, `train.<train.estimator>`; the estimator). Every
+    problem of those params is said at once."""
     name = param(params, "train.estimator")
     if name not in ESTIMATORS:
         raise PipelineError(f"params.yaml: train.estimator {name!r} is unknown; choose one of {', '.join(ESTIMATORS)}.")
-    hyper = param(params, f"train.{name}") or {}
+    section = f"train.{name}"
+    hyper, found = param(params, section) or {}, []
     if not isinstance(hyper, dict):
-        raise PipelineError(f"params.yaml: train.{name} must be a mapping of hyper-parameters.")
-    for key, value in hyper.items():
-        if isinstance(value, numbers.Number) and not isinstance(value, bool) and value < 0:
-            raise PipelineError(f"params.yaml: train.{name}.{key} must not be negative, got {value}.")
-    if hyper.get("C") == 0:  # the linear regressor's alpha is 1 / C
-        raise PipelineError(f"params.yaml: train.{name}.C must be positive, got 0.")
+        raise PipelineError(f"params.yaml: {section} must be a mapping of hyper-parameters.")
     make = ESTIMATORS[name][task == "regression"]
+    accepted = accepted_keys(name, make)
+    for key, value in hyper.items():
+        if key in TEMPLATE_SETS:
+            found.append(f"{section}.{key} is set by the template (from {TEMPLATE_SETS[key]}): remove it")
+        elif key not in accepted:
+            found.append(f"{section}.{key} is not a hyper-parameter of {name} (it takes {', '.join(sorted(accepted))})")
+        elif isinstance(value, numbers.Number) and not isinstance(value, bool) and value < 0:
+            found.append(f"{section}.{key} must not be negative, got {value}")
+    if hyper.get("C") == 0:  # the linear regressor's alpha is 1 / C
+        found.append(f"{section}.C must be positive, got 0")
     try:
-        return f"train.{name}", make(random_state=seed(params), **hyper)
-    except TypeError as error:
-        raise PipelineError(f"params.yaml: train.{name} has a key the estimator does not accept: {error}.") from error
+        random_state = seed(params)
+    except PipelineError as error:
+        found.append(str(error).removeprefix("params.yaml: ").removesuffix("."))
+    if found:
+        raise PipelineError("params.yaml: " + "; ".join(found) + ".")
+    return section, make(random_state=random_state, **hyper)
+
+
+def accepted_keys(name: str, make) -> set[str]:
+    """The keys an estimator's section may set: the estimator's own hyper-parameters (the linear
+    regressor takes C, as the classifier does, for its alpha)."""
+    keys = set(make(random_state=0).get_params()) - set(TEMPLATE_SETS)
+    return keys - {"alpha"} | {"C"} if name == "linear" else keys
 
 
 def preprocessing(estimator: BaseEstimator, summary: dict) -> ColumnTransformer:
@@ -82,7 +107,7 @@ def preprocessing(estimator: BaseEstimator, summary: dict) -> ColumnTransformer:
             handle_unknown="use_encoded_value",
             unknown_value=np.nan,
             encoded_missing_value=np.nan,
-            max_categories=NATIVE_CATEGORIES,
+            max_categories=estimator.max_bins - 1,
         )
     else:
         categories = OneHotEncoder(
@@ -101,14 +126,14 @@ class Progress:
 
     def __init__(self, estimator: BaseEstimator):
         self.estimator, self.started, self.done = estimator, time.monotonic(), threading.Event()
-        self.trees = 0  # set by `fit_in_steps` for forests
+        self.trees = self.total_trees = 0  # set by `fit_in_steps` for forests
 
     def count(self) -> str:
         estimator = self.estimator
         if hasattr(estimator, "max_iter") and hasattr(estimator, "_predictors"):  # gradient boosting
             return f"{len(estimator._predictors)} of at most {estimator.max_iter} iterations, "
         if hasattr(estimator, "n_estimators"):
-            return f"{self.trees} of {estimator.n_estimators} trees, "
+            return f"{self.trees} of {self.total_trees or estimator.n_estimators} trees, "
         return ""
 
     def report(self) -> None:
@@ -130,7 +155,7 @@ def fit_in_steps(estimator: BaseEstimator, features, labels, progress: Progress)
     if not hasattr(estimator, "n_estimators"):
         estimator.fit(features, labels)
         return
-    total = estimator.n_estimators
+    total = progress.total_trees = estimator.n_estimators  # the estimator's own count grows step by step
     estimator.set_params(warm_start=True)
     for trees in sorted({math.ceil(total * step / 10) for step in range(1, 11)}):
         estimator.set_params(n_estimators=trees).fit(features, labels)
@@ -148,7 +173,9 @@ def train(params: dict, prepared: Path, model: Path) -> None:
     started = time.monotonic()
     try:
         features = columns.fit_transform(frame)
-        with Progress(estimator) as progress, threads_for(len(frame)):
+        # One BLAS thread, on any machine: the linear models' sums then add up in one order, and the
+        # same data gives the same model file on one core or two (60,000 rows gave two files before).
+        with Progress(estimator) as progress, threads_for(len(frame)), threadpool_limits(1, user_api="blas"):
             fit_in_steps(estimator, features, labels, progress)
     except ValueError as error:
         # scikit-learn checks hyper-parameter values in `fit`. It raises InvalidParameterError, which
