@@ -213,3 +213,31 @@ def test_a_run_stopped_by_sigterm_leaves_no_partial_file(scored, tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_european_export_is_read_with_its_separator_and_decimal_comma(scored, tmp_path, capsys):
+    """`;`-separated with decimal commas, as a spreadsheet in Europe saves "CSV": the same
+    predictions as the comma file, each row still as written."""
+    plain = added_cells(score(scored, tmp_path), ADDED)
+    european = scored.replace(",", ";").replace("1.5", "1,5").replace("0.25", "0,25").replace('"1;5"', "1,5")
+    european = european.replace('"a note; with a comma"', '"a note, with a comma"')
+    capsys.readouterr()
+    output = score(european, tmp_path)
+    assert "'amount'" not in capsys.readouterr().err  # "1,5" and "0,25" are numbers here
+    assert "C-001;000123;07;1,5;2024-03-01T09:00:00+01:00;;no;" in output
+    found = pd.read_csv(io.StringIO(output), sep=";", dtype=str, keep_default_na=False)[ADDED]
+    assert found["predicted_label"].tolist() == plain["predicted_label"].tolist()
+    # "1,5" is a number here, a stray cell (read as missing) in the comma file
+    assert found["probability_no"].tolist()[:2] + found["probability_no"].tolist()[3:] == (
+        plain["probability_no"].tolist()[:2] + plain["probability_no"].tolist()[3:]
+    )
+
+
+def test_an_excel_workbook_saved_as_csv_is_one_line(scored, tmp_path):
+    (tmp_path / "rows.csv").write_bytes(b"PK\x03\x04" + bytes(200))
+    with pytest.raises(PipelineError) as error:
+        main([str(tmp_path / "rows.csv"), "--out", str(tmp_path / "out" / "predicted.csv")])
+    assert str(error.value) == (
+        f"{tmp_path / 'rows.csv'} is an Excel workbook (or another zip archive), not a CSV file: save it as CSV UTF-8."
+    )
+    assert not (tmp_path / "out").exists()

@@ -30,32 +30,51 @@ import pandas as pd
 import pyarrow.csv
 from threadpoolctl import threadpool_limits
 
-from .config import PipelineError, declared, run_main
+from .config import (
+    NOT_CSV,
+    SNIFF_BYTES,
+    PipelineError,
+    declared,
+    run_main,
+    sniff_decimal,
+    sniff_encoding,
+    sniff_separator,
+)
 from .model_file import load_model, model_columns
 
 # The rows read, predicted and written at a time: about 2 MB of the file. Memory grows with it
 # (2,000,000 rows of 30 numbers: 263 MB peak at 2 MB, 283 MB at 4, 326 MB at 8, of which 216 MB
 # are the imports and the model); time does not, once blocks are predicted on one thread.
 BLOCK_BYTES = 2 << 20
-SEPARATORS = (",", ";", "\t", "|")
-# The cells a CSV reader takes for a missing value (pyarrow's list, which `prepare` reads with).
-MISSING = frozenset(pyarrow.csv.ConvertOptions().null_values)
+# The cells pandas' CSV parser, which `prepare` reads with, takes for a missing value: pyarrow's
+# list and two more.
+MISSING = frozenset(pyarrow.csv.ConvertOptions().null_values) | {"None", "<NA>"}
 TRUE, FALSE = frozenset(pyarrow.csv.ConvertOptions().true_values), frozenset(pyarrow.csv.ConvertOptions().false_values)
 
 
 class Rows:
     """A CSV file read a block of whole records at a time, as bytes: the header, then blocks of
     (each record's bytes as written, those records parsed). Records end at line breaks outside
-    quotes; pyarrow parses each block (in C++). The file's text is UTF-8, or else Windows' Western
-    encoding (cp1252, what a spreadsheet on Windows saves as "CSV"), as `prepare` reads it."""
+    quotes; pyarrow parses each block (in C++). The separator, decimal mark and encoding are
+    detected from the file's start as `prepare` detects them (`config.read_table`): UTF-8, or else
+    Windows' Western encoding (cp1252, what a spreadsheet on Windows saves as "CSV")."""
 
     def __init__(self, path: Path, file):
-        self.path, self.file, self.encoding = path, file, "utf-8"
-        self.header_bytes = file.readline().rstrip(b"\r\n")
-        if not self.header_bytes.strip():
+        self.path, self.file = path, file
+        head = file.read(SNIFF_BYTES)
+        file.seek(0)
+        problem = next((sentence for magic, sentence in NOT_CSV.items() if head.startswith(magic)), None)
+        if problem or b"\x00" in head:
+            raise PipelineError(f"{path} {problem or 'is not UTF-8 or Windows text: save it as CSV UTF-8'}.")
+        self.encoding = sniff_encoding(head).removesuffix("-sig")  # the header loses its byte-order mark
+        lines = head.decode(self.encoding, errors="replace").splitlines(keepends=True)
+        lines = lines if len(head) < SNIFF_BYTES else lines[:-1]  # the last line read may be cut off
+        if not "".join(lines).strip():
             raise PipelineError(f"{path} is empty: write the rows to predict there, a header row first.")
+        self.sep = sniff_separator(lines)
+        self.decimal = sniff_decimal(lines, self.sep)
+        self.header_bytes = file.readline().rstrip(b"\r\n")
         header = self.text(self.header_bytes).removeprefix("\ufeff")
-        self.sep = max(SEPARATORS, key=header.count)  # the character that splits the header most
         self.header = [name.strip() for name in next(csv.reader([header], delimiter=self.sep))]
 
     def text(self, data: bytes) -> str:
@@ -93,6 +112,7 @@ class Rows:
                 read_options=pyarrow.csv.ReadOptions(column_names=self.header, use_threads=False),
                 parse_options=pyarrow.csv.ParseOptions(delimiter=self.sep, newlines_in_values=b"\n" in data),
                 convert_options=pyarrow.csv.ConvertOptions(
+                    decimal_point=self.decimal,
                     column_types=types,
                     include_columns=list(types),
                     null_values=sorted(MISSING),
@@ -150,7 +170,8 @@ class Reading:
         except pyarrow.ArrowInvalid:  # a cell that is not a number (`Rows.parse`): read them as text, then count
             found = rows.parse(records, {**dict.fromkeys(numeric, pyarrow.string()), **text})
             for name in numeric:
-                numbers = pd.to_numeric(found[name], errors="coerce")
+                cells = found[name].str.replace(",", ".", regex=False) if rows.decimal == "," else found[name]
+                numbers = pd.to_numeric(cells, errors="coerce")
                 wrong = numbers.isna() & found[name].notna()
                 self.not_numbers[name].update(found[name][wrong])
                 found[name] = numbers.astype(float)
