@@ -148,9 +148,8 @@ def records_of(lines: list[bytes]) -> list[bytes]:
 class Reading:
     """The model's columns taken from the file's text as training took them, and what was read as missing."""
 
-    def __init__(self, model, header: list[str]):
+    def __init__(self, model):
         self.columns = model_columns(model)
-        self.position = {name: index for index, name in enumerate(header)}
         categorical = self.columns["categorical"]
         encoder = model.named_steps["columns"].named_transformers_.get("categorical") if categorical else None
         self.known = {
@@ -179,7 +178,7 @@ class Reading:
             cells = found[name]
             mapping = self.as_category[name]
             for value in set(cells.dropna().unique()) - mapping.keys():
-                mapping[value] = self.category(name, value)
+                mapping[value] = self.category(name, value, rows.decimal)
             categories = cells.map(mapping)
             unseen = categories.isna() & cells.notna()
             if unseen.any():
@@ -187,15 +186,15 @@ class Reading:
             found[name] = categories.where(categories.notna(), np.nan)
         return found[numeric + categorical]
 
-    def category(self, name: str, value: str) -> str | None:
+    def category(self, name: str, value: str, decimal: str) -> str | None:
         """The category the model knows `value` by: training read the column with a CSV reader and
         took each cell as text (`model_file.as_model_input`), so "07" may be known as "07" (a text
         column), "7" (read as a number) or "7.0" (numbers with a blank); "true" as "True". None for
-        a missing cell or a category the model never saw."""
+        a category the model never saw."""
         known = self.known.get(name, set())
         forms = [value, value.strip()]
         try:
-            number = float(value)
+            number = float(value.replace(decimal, "."))
         except ValueError:
             pass
         else:
@@ -270,7 +269,7 @@ def predict(model, source: Path, out: Path | None) -> tuple[int, list[str]]:
     with open(source, "rb") as file:
         rows = Rows(source, file)
         copied = check_header(rows.header, columns, new, source)
-        reading = Reading(model, rows.header)
+        reading = Reading(model)
         blocks = rows.blocks()
         first = next(blocks, None)
         if first is None:
