@@ -6,7 +6,7 @@ from threadpoolctl import threadpool_limits
 import {{cookiecutter.package_name}}.train as training
 from {{cookiecutter.package_name}}.config import TRAIN, PipelineError
 from {{cookiecutter.package_name}}.model_file import load_model, model_columns
-from {{cookiecutter.package_name}}.predict import predictions
+from {{cookiecutter.package_name}}.predict import main as predict
 from {{cookiecutter.package_name}}.prepare import prepare
 from {{cookiecutter.package_name}}.train import ESTIMATORS, build_estimator, fit_in_steps, train
 
@@ -51,7 +51,9 @@ def test_whole_number_labels_with_a_blank_predict_whole_class_names(project, par
     params["data"]["positive_class"] = 1
     prepare(params, RAW, PREPARED)
     train(params, PREPARED, MODEL)
-    predicted = predictions(load_model(MODEL), frame.drop(columns="label").head(3))
+    frame.drop(columns="label").head(3).to_csv("rows.csv", index=False)
+    predict(["rows.csv", "--model", str(MODEL), "--out", "predicted.csv"])
+    predicted = pd.read_csv("predicted.csv")
     assert list(predicted.columns[-3:]) == ["predicted_label", "probability_0", "probability_1"]
 
 
