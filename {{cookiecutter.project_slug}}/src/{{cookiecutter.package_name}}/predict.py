@@ -4,14 +4,16 @@
     python -m {{cookiecutter.package_name}}.predict new_rows.csv --out predictions.csv --model models/model.skops
 
 The input has the model's columns, in any order, with or without the target; missing values are
-fine. The output is the input, each row as it was written (`000123` stays `000123`, a date keeps
-its form, columns the model never saw included), followed by `predicted_<target>` and, for a
-classification, `probability_<class>` for each class. A category the model never saw, and text
-in a numeric column, are read as missing (as gradient boosting treats a missing value), counted
-per column in a note on standard error. Rows are read, predicted and written a block at a time,
-so memory stays bounded whatever the file's size; `--out` is written beside itself as
-`<name>.partial` and renamed when complete, removed if the run fails or is stopped. A file that
-lacks a model column, or has no rows, is refused in one line before anything is written.
+fine. Its separator, decimal mark and encoding are detected as `prepare` detects them, and the
+model's columns are read as training read them. The output is the input, each row as it was
+written (`000123` stays `000123`, a date keeps its form, columns the model never saw included),
+followed by `predicted_<target>` and, for a classification, `probability_<class>` for each class.
+A category the model never saw, and text in a numeric column, are read as missing (as gradient
+boosting treats a missing value), counted per column in a note on standard error. Rows are read,
+predicted and written a block at a time, so memory stays bounded whatever the file's size;
+`--out` is written beside itself as `<name>.partial` and renamed when complete, removed if the
+run fails or is stopped. A file that lacks a model column, or has no rows, is refused in one line
+before anything is written.
 """
 
 import argparse
