@@ -216,4 +216,3 @@ def test_fetch_refuses_a_crafted_model_and_keeps_nothing(project, tmp_path):
     refused = assert_refused(project.registry(*fetch, cwd=consumer, check=False), "model v0.2.0 is refused: it names")
     assert "sklearn.utils._testing.check_output" in refused
     assert list(consumer.iterdir()) == [] and not marker.exists()
-
