@@ -36,7 +36,7 @@ CORE_FILES = {
     *(f"{PACKAGE}/{name}.py" for name in ("compare", "report", "train")),
     *(f"tests/{name}.py" for name in ("__init__", "conftest", "test_compare", "test_evaluate", "test_model_file")),
     *(f"tests/{name}.py" for name in ("test_predict", "test_prepare", "test_report", "test_train")),
-    *(f"tests/{name}.py" for name in ("test_stage_imports", "test_stage_params")),
+    *(f"tests/{name}.py" for name in ("crafted", "test_stage_imports", "test_stage_params")),
 }
 ADD_ON_FILES = {
     "parameter_sweeps": {
