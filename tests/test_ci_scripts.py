@@ -175,7 +175,11 @@ def test_train_with_stale_dvc_lock_on_default_branch_fails(bake, tmp_path, s3_en
     ("job", "variables", "start"),
     [
         ("register", {"REPO_TOKEN": ""}, "error: REPO_TOKEN is not set: the registry's tags are pushed with it"),
-        ("promote", {"REPO_TOKEN": "glpat-x", "VERSION": ""}, "error: VERSION is empty, so nothing is promoted"),
+        (
+            "promote",
+            {"REPO_TOKEN": "glpat-x", "VERSION": ""},
+            "error: no version to promote; run a pipeline with the inputs version",
+        ),
     ],
     ids=["register-without-repo-token", "promote-without-version"],
 )

@@ -109,15 +109,23 @@ def expected_params(project: Path) -> dict[str, str]:
     """params.yaml flattened, without the estimators that train.estimator did not choose (nor notes)."""
     params = yaml.safe_load((project / "params.yaml").read_text())
     chosen = params["train"]["estimator"]
-    spelled = {None: "null", True: "true", False: "false"}  # as params.yaml spells them
-    flat = {"seed": str(params["seed"])}
-    for key, value in params["data"].items():
-        flat[f"data.{key}"] = json.dumps(value) if isinstance(value, list) else spelled.get(value, str(value))
-    flat["prepare.test_size"] = str(params["prepare"]["test_size"])
-    flat["train.estimator"] = chosen
-    for key, value in params["train"][chosen].items():
-        flat[f"train.{chosen}.{key}"] = "null" if value is None else str(value)
-    return flat
+
+    def spelled(value) -> str:  # as params.yaml spells them
+        return json.dumps(value) if value is None or isinstance(value, bool | list) else str(value)
+
+    def flat(tree: dict, prefix: str) -> dict[str, str]:
+        found = {}
+        for key, value in tree.items():
+            found |= flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": spelled(value)}
+        return found
+
+    chosen_section = {"estimator": chosen, chosen: params["train"][chosen]}
+    return (
+        {"seed": str(params["seed"])}
+        | flat(params["data"], "data.")
+        | flat(params["prepare"], "prepare.")
+        | flat(chosen_section, "train.")
+    )
 
 
 def version_with(rest: Rest, semver: str, model: str = "model") -> dict:
