@@ -130,7 +130,8 @@ class Samples:
             seconds = [s for s, _ in samples]
             peak = f"{self.peak(case, name):.0f}" if name not in (FIT, REPORT) else "–"
             lines.append(
-                f"| {describe(case)} | {name} | {self.seconds(case, name):.2f} | {min(seconds):.2f} "
+                f"| {describe(case) if case in CASES else case} | {name} | {self.seconds(case, name):.2f} "
+                f"| {min(seconds):.2f} "
                 f"| {max(seconds):.2f} | {peak} | {len(samples)} |"
             )
         return "\n".join(lines)

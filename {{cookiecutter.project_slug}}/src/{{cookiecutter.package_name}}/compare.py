@@ -163,16 +163,20 @@ def weighted_auc(truth: np.ndarray, score: np.ndarray):
     weighted share of (positive, negative) pairs ranked right, ties counting half; NaN where a
     resample lacks either kind. The rows are sorted once, not once a resample."""
     order = np.argsort(score, kind="stable")
-    ranked, positive = score[order], truth[order]
+    ranked, positive = score[order], truth[order].astype(np.float32)
     starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # groups of tied scores
 
     def auc(weights: np.ndarray) -> np.ndarray:
         w = weights[:, order]
-        positives = np.add.reduceat(w * positive, starts, axis=1)
-        negatives = np.add.reduceat(w, starts, axis=1) - positives
-        below = np.cumsum(negatives, axis=1) - negatives
-        pairs = positives.sum(1) * negatives.sum(1)
-        right = (positives * (below + 0.5 * negatives)).sum(1)
+        if len(starts) < len(ranked):  # tied scores: one column a group
+            positives = np.add.reduceat(w * positive, starts, axis=1)
+            negatives = np.add.reduceat(w, starts, axis=1) - positives
+        else:
+            positives = w * positive
+            negatives = w - positives
+        below = np.cumsum(negatives, axis=1, dtype=np.float64) - negatives  # sums in float64: exact counts
+        pairs = positives.sum(1, dtype=np.float64) * negatives.sum(1, dtype=np.float64)
+        right = np.einsum("ij,ij->i", positives, below + 0.5 * negatives)
         return np.where(pairs > 0, right / np.where(pairs > 0, pairs, 1), np.nan)
 
     return auc
@@ -210,7 +214,7 @@ def row_weights(strata: list[np.ndarray], rows: int, resamples: int, rng: np.ran
     chunk = max(1, CHUNK_CELLS // rows)
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        weights = np.zeros((size, rows))
+        weights = np.zeros((size, rows), dtype=np.float32)  # counts, exact in float32: half the memory traffic
         for members in strata:
             drawn = rng.integers(0, len(members), size=(size, len(members)))
             drawn += np.arange(size)[:, None] * len(members)
