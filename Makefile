@@ -39,6 +39,9 @@ bench: $(VENV)/.installed node_modules/.installed rsync
 	$(BIN)/python -m benchmarks.sweep
 	$(BIN)/python -m benchmarks.data_size
 	$(BIN)/python -m benchmarks.estimators
+	$(BIN)/python -m benchmarks.report_intervals
+	$(BIN)/python -m benchmarks.predict_rows
+	$(BIN)/python -m benchmarks.forest_size
 
 # uv installs the locked stack in seconds where pip takes over a minute. Bytecode is compiled at
 # install time because every pipeline stage is a new process that imports scikit-learn, pandas
