@@ -20,8 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
 from benchmarks.data_size import Samples, measured
 from benchmarks.measure import Results, comparison_table
 from harness.project import (
@@ -31,6 +29,7 @@ from harness.project import (
     package_name,
     project_env,
     run,
+    set_params,
     use_generated_data,
 )
 
@@ -48,17 +47,6 @@ write_predictions("ten.parquet", "x", np.array(names)[rng.integers(0, 10, n)], n
 values = rng.normal(size=n) * 1000
 write_predictions("regression.parquet", "x", values, values + rng.normal(size=n) * 100)
 """
-
-
-def set_params(project: Path, **values) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    for key, value in values.items():
-        *sections, last = key.split(".")
-        section = params
-        for name in sections:
-            section = section[name]
-        section[last] = value
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def prepare_project(workdir: Path, before: str) -> tuple[Path, dict]:

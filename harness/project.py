@@ -159,6 +159,18 @@ def use_generated_data(
     return raw
 
 
+def set_params(project: Path, **values) -> None:
+    """Set dotted params.yaml keys (`train.hist_gradient_boosting.max_iter`)."""
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for key, value in values.items():
+        *sections, last = key.split(".")
+        section = params
+        for name in sections:
+            section = section[name]
+        section[last] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 def use_own_table(project: Path, frame, **data) -> Path:
     """Write `frame` as the project's raw data, set `data.*` of params.yaml (target, drop, ...), and
     `dvc add` it: the baked README's "Using your own data"."""

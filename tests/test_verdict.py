@@ -6,27 +6,14 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 from sklearn.datasets import load_diabetes
 
 from harness.ci_job import Checkout, error_lines
-from harness.project import bake_defaults, build_report, commit_first_model, project_env, run, use_own_table
+from harness.project import bake_defaults, build_report, commit_first_model, project_env, run, set_params, use_own_table
 
 pytestmark = pytest.mark.slow
 
 VERDICT = re.compile(r"\*\*(better|worse|within noise)\*\*")
-
-
-def set_params(project: Path, **values) -> None:
-    """Set dotted params.yaml keys (`train.hist_gradient_boosting.max_iter`)."""
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    for key, value in values.items():
-        *sections, last = key.split(".")
-        section = params
-        for name in sections:
-            section = section[name]
-        section[last] = value
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def commit_change(project: Path, branch: str, message: str, **values) -> None:
