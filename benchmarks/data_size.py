@@ -90,20 +90,31 @@ print(time.perf_counter() - start)
 """
 
 
+# Runs the command and writes the largest RSS of its process tree (KB) to argv[1]. A small process
+# of its own starts the command: a child's peak RSS counts the image it was forked from, so a
+# command forked straight from this (large) benchmark process would report this process's size.
+PEAK_OF = """
+import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+sys.exit(code)
+"""
+
+
 def measured(args: list[str], project: Path, env: dict) -> tuple[float, float, str]:
     """Run a command: its wall seconds, the peak RSS in MB of it and every process it waited for,
-    and its output. wait4 reports the largest RSS in the command's process tree."""
-    with tempfile.TemporaryFile("w+") as output:
+    and its output."""
+    with tempfile.TemporaryFile("w+") as output, tempfile.NamedTemporaryFile("r") as peak:
         start = time.perf_counter()
-        process = subprocess.Popen(args, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
-        _, status, usage = os.wait4(process.pid, 0)
+        command = [sys.executable, "-c", PEAK_OF, peak.name, *args]
+        process = subprocess.run(command, cwd=project, env=env, stdout=output, stderr=subprocess.STDOUT, text=True)
         seconds = time.perf_counter() - start
-        process.returncode = os.waitstatus_to_exitcode(status)
         output.seek(0)
         text = output.read()
+        kilobytes = peak.read()
     if process.returncode != 0:
         raise CommandFailed(f"{' '.join(args)} exited {process.returncode}\n{text}")
-    return seconds, usage.ru_maxrss / 1024, text
+    return seconds, int(kilobytes) / 1024, text
 
 
 class Samples:
@@ -309,7 +320,7 @@ def write_results(results: Results, samples: Samples, cases: list[str], plot_kb:
         "categories, and values left empty at random) and "
         "`train.estimator: hist_gradient_boosting` (the default) with its baked hyper-parameters.",
         "Each run starts with no outputs, no dvc.lock in the workspace, no run-cache. Peak RSS is the largest "
-        "of DVC and the stage it ran (wait4 over the process tree). The fit is `fit` alone, in its own process, "
+        "of DVC and the stage it ran (its process tree, from a small launcher: data_size.measured). The fit is `fit` alone, in its own process, "
         "on the same prepared training set. The report is the report job's three commands against the base.",
         "The direct `cmd:` lines and the one process start, like `dvc repro`, with no outputs; the one process "
         "calls each stage's function with `stage_params(stage)` and the paths of its `cmd:` line.",

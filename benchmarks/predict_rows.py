@@ -7,7 +7,7 @@ replacement, its 30 feature columns as the file writes them, no target). `predic
 times (3 by default) in one invocation, taking turns with `predict` as it was before (`predict.py`
 and its `config.py` of --before, 58956f6 by default: the whole file read with pyarrow, the whole
 result written at once; run from the same baked package with the same model and file): wall time
-and peak RSS (wait4). Both outputs' predictions are compared once. Targets: peak RSS under 300 MB,
+and peak RSS (its process tree). Both outputs' predictions are compared once. Targets: peak RSS under 300 MB,
 at most 1.2x the time before.
 
     .venv/bin/python -m benchmarks.predict_rows [--runs N] [--rows R] [--before REV]
@@ -110,7 +110,7 @@ def main() -> None:
         f"Project: the default bake (breast_cancer, `hist_gradient_boosting`) trained by `dvc repro`; {args.rows:,} "
         f"rows to score ({size_mb:.0f} MB of CSV: the bundled rows drawn with replacement, 30 numeric columns).",
         f"Before: predict.py and config.py of the template at {args.before}, run from the same package and model. "
-        "Each run writes `--out`; peak RSS is the command's (wait4). Runs take turns, one untimed round first.",
+        "Each run writes `--out`; peak RSS is the largest of its process tree. Runs take turns, one untimed round first.",
         f"The same predictions: {float(same):.0%} of labels equal, probabilities within {float(largest):.1e}.",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}

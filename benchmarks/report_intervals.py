@@ -5,7 +5,7 @@ classes; `prepare.test_size` 0.25: 250,000 test rows), commits the first model (
 base), then trains a change (`learning_rate` 0.05). The report of that change against its base
 runs N times (3 by default) in one invocation, taking turns with the report as it was before the
 intervals (`report.py` of --before, 58956f6 by default, run from the same baked package on the same
-outputs): wall time and peak RSS of the `report` command (wait4), and of the report job's three
+outputs): wall time and peak RSS of the `report` command (its process tree), and of the report job's three
 commands (`dvc params diff`, `dvc metrics diff`, `report`). Also the predictions file's size per
 100,000 test rows: this run's (2 classes) and files written for 10 classes and for a regression.
 Targets: the report at most 1.5x before (the 2.1 s of `data_size_results.md` was the three
@@ -140,7 +140,7 @@ def main() -> None:
         f"classes), `prepare.test_size` {TEST_SIZE}: {int(ROWS * TEST_SIZE):,} test rows; the base commit's model "
         "against a change of `learning_rate` (0.1 to 0.05), both in the local DVC cache.",
         "Before: the report module of the template at that commit, run from the same package on the same "
-        "outputs (DVC's metrics table, no intervals). Peak RSS is the command's (wait4). Runs take turns.",
+        "outputs (DVC's metrics table, no intervals). Peak RSS is the largest of its process tree. Runs take turns.",
         f"The report's first sentence in the last run: {first_line}",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}
