@@ -24,7 +24,6 @@ peak RSS under 1.5 GB, every plot file under 1 MB, the report under 10 s.
 """
 
 import argparse
-import os
 import platform
 import shlex
 import shutil
