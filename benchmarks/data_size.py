@@ -319,7 +319,8 @@ def write_results(results: Results, samples: Samples, cases: list[str], plot_kb:
         "categories, and values left empty at random) and "
         "`train.estimator: hist_gradient_boosting` (the default) with its baked hyper-parameters.",
         "Each run starts with no outputs, no dvc.lock in the workspace, no run-cache. Peak RSS is the largest "
-        "of DVC and the stage it ran (its process tree, from a small launcher: data_size.measured). The fit is `fit` alone, in its own process, "
+        "of DVC and the stage it ran (its process tree, from a small launcher: data_size.measured). "
+        "The fit is `fit` alone, in its own process, "
         "on the same prepared training set. The report is the report job's three commands against the base.",
         "The direct `cmd:` lines and the one process start, like `dvc repro`, with no outputs; the one process "
         "calls each stage's function with `stage_params(stage)` and the paths of its `cmd:` line.",

@@ -105,7 +105,8 @@ def main() -> None:
         f"Data: {ROWS:,} generated rows (0.25 held out: 245,250 training rows), {NUMBERS - len(CATEGORIES)} numbers "
         f"and text categories of {', '.join(map(str, CATEGORIES))} values, {LABEL_NOISE:.0%} of labels drawn at random",
         f"Baked `train.random_forest`: {baked}; every setting keeps its n_estimators. Times and peaks: `dvc repro "
-        "--single-item STAGE` (DVC and the stage; the largest RSS of its process tree), `python -m <package>.predict` on 4 raw rows",
+        "--single-item STAGE` (DVC and the stage; the largest RSS of its process tree), "
+        "`python -m <package>.predict` on 4 raw rows",
     ]
     results.write(
         "Random forest: model size, memory and score by cap",

@@ -110,7 +110,8 @@ def main() -> None:
         f"Project: the default bake (breast_cancer, `hist_gradient_boosting`) trained by `dvc repro`; {args.rows:,} "
         f"rows to score ({size_mb:.0f} MB of CSV: the bundled rows drawn with replacement, 30 numeric columns).",
         f"Before: predict.py and config.py of the template at {args.before}, run from the same package and model. "
-        "Each run writes `--out`; peak RSS is the largest of its process tree. Runs take turns, one untimed round first.",
+        "Each run writes `--out`; peak RSS is the largest of its process tree. Runs take turns, "
+        "one untimed round first.",
         f"The same predictions: {float(same):.0%} of labels equal, probabilities within {float(largest):.1e}.",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}
