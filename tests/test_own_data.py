@@ -95,7 +95,7 @@ def test_a_series_split_at_random_is_flagged_and_split_by_time_scores_a_forecast
     assert flag["check"] == "one_column" and flag["columns"] == ["year"]
     assert f"evaluate: warning: {flag['message']}" in output
     report = build_report(project, "main").read_text()
-    assert "Test rows: a random 25% of rows (`prepare.split: random`).\n" in report
+    assert "Split: a random 25% of rows (`prepare.split: random`).\n" in report
     assert f"### Too good to be true?\n\n- {flag['message']}\n" in report
 
     params = yaml.safe_load((project / "params.yaml").read_text())
@@ -106,7 +106,7 @@ def test_a_series_split_at_random_is_flagged_and_split_by_time_scores_a_forecast
     assert at_random["r2"] > 0.9 and by_time["r2"] < at_random["r2"] - 0.5
     report = build_report(project, "main").read_text()
     assert (
-        "Test rows: the latest 25% of rows by `month`, from 2015-01-01 (`prepare.split: time`). The base's: a "
+        "Split: the latest 25% of rows by `month`, from 2015-01-01 (`prepare.split: time`). The base's: a "
         "random 25% of rows, stratified by class (`prepare.split: random`); the two are scored on different test rows."
     ) in report
     assert "Too good to be true?" not in report

@@ -198,7 +198,7 @@ def test_the_warnings_and_the_split_are_said():
     by_time = {"split": {"method": "time", "test_size": 0.2, "time_column": "month", "test_from": "2015-01-01"}}
     at_random = {"split": {"method": "random", "test_size": 0.25, "stratified": True}}
     [line, _] = split_lines(by_time, by_time)
-    assert line == "Test rows: the latest 20% of rows by `month`, from 2015-01-01 (`prepare.split: time`)."
+    assert line == "Split: the latest 20% of rows by `month`, from 2015-01-01 (`prepare.split: time`)."
     [line, _] = split_lines(at_random, by_time)
     assert line.endswith(
         " The base's: a random 25% of rows, stratified by class (`prepare.split: random`); "
@@ -208,6 +208,6 @@ def test_the_warnings_and_the_split_are_said():
     assert (
         split_lines(older, at_random)
         == split_lines(None, at_random)
-        == ["Test rows: a random 25% of rows, stratified by class (`prepare.split: random`).", ""]
+        == ["Split: a random 25% of rows, stratified by class (`prepare.split: random`).", ""]
     )
     assert split_lines(at_random, None) == []

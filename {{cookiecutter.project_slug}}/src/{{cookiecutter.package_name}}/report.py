@@ -260,7 +260,7 @@ def split_lines(base: dict | None, head: dict | None) -> list[str]:
         how = summary.get("split") or {}
         return how.get("method", "random"), how.get("time_column")
 
-    line = f"Test rows: {said(head)}."
+    line = f"Split: {said(head)}."
     if base and key(base) != key(head):
         line += f" The base's: {said(base)}; the two are scored on different test rows."
     return [line, ""]
