@@ -204,11 +204,6 @@ NOT_CSV = {
 COMMA_NUMBER, POINT_NUMBER = re.compile(r"[+-]?\d*,\d+"), re.compile(r"[+-]?\d*\.\d+")
 
 
-def read_csv(path: Path, **reading) -> pd.DataFrame:
-    """A CSV file as a table, or one line saying why it cannot be read (see `read_table`)."""
-    return read_table(path, **reading)[0]
-
-
 def read_table(path: Path, csv: dict | None = None, na_values=(), text=()) -> tuple[pd.DataFrame, dict]:
     """(the table, how it was read: {"sep", "decimal", "encoding", "detected": [those not declared]}).
 
