@@ -3,13 +3,13 @@
 Bakes the default project, replaces its data by 1,000,000 generated rows (20 numeric columns, 2
 classes; `prepare.test_size` 0.25: 250,000 test rows), commits the first model (the report's
 base), then trains a change (`learning_rate` 0.05). The report of that change against its base
-runs N times (3 by default) in one invocation, taking turns with the report as it was before the
-intervals (`report.py` of --before, 58956f6 by default, run from the same baked package on the same
-outputs): wall time and peak RSS of the `report` command (its process tree), and of the report job's three
-commands (`dvc params diff`, `dvc metrics diff`, `report`). Also the predictions file's size per
-100,000 test rows: this run's (2 classes) and files written for 10 classes and for a regression.
-Targets: the report at most 1.5x before (the 2.1 s of `data_size_results.md` was the three
-commands), its peak RSS under 1 GB.
+runs N times (3 by default) in one invocation, taking turns with the report as it was before
+the intervals (the package of --before, 58956f6 by default, as the package `before` beside the
+baked one, on the same outputs): wall time and peak RSS of the `report` command (its process
+tree), and of the report job's three commands (`dvc params diff`, `dvc metrics diff`, `report`).
+Also the predictions file's size per 100,000 test rows: this run's (2 classes) and files written
+for 10 classes and for a regression. Targets: the report at most 1.5x before (the 2.1 s of
+`data_size_results.md` was the three commands), its peak RSS under 1 GB.
 
     .venv/bin/python -m benchmarks.report_intervals [--runs N] [--before REV]
 """
@@ -35,7 +35,7 @@ from harness.project import (
 
 ROWS, TEST_SIZE, BEFORE = 1_000_000, 0.25, "58956f6"
 RATIO_TARGET, RSS_TARGET_MB = 1.5, 1024
-REPORT_SOURCE = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}/report.py"
+PACKAGE_SOURCE = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}"
 SIZES = """
 import numpy as np
 from {package}.compare import write_predictions
@@ -50,8 +50,8 @@ write_predictions("regression.parquet", "x", values, values + rng.normal(size=n)
 
 
 def prepare_project(workdir: Path, before: str) -> tuple[Path, dict]:
-    """The baked project with its base committed and the change trained; the report of `before`
-    beside today's as `<package>.report_before`."""
+    """The baked project with its base committed and the change trained; the package as it was at
+    `before` beside today's, as the package `before`."""
     project = bake_defaults(workdir)
     env = project_env(project)
     print("generating and training the base ...", file=sys.stderr)
@@ -61,34 +61,35 @@ def prepare_project(workdir: Path, before: str) -> tuple[Path, dict]:
     print("training the change ...", file=sys.stderr)
     set_params(project, **{"train.hist_gradient_boosting.learning_rate": 0.05})
     run(["dvc", "repro", "--quiet"], project, env)
-    package = package_name(project)
-    old = run(["git", "show", f"{before}:{REPORT_SOURCE}"], TEMPLATE).stdout
-    old = old.replace("{{cookiecutter.package_name}}", package)
-    (project / "src" / package / "report_before.py").write_text(old)
+    listed = run(["git", "ls-tree", "--name-only", f"{before}:{PACKAGE_SOURCE}"], TEMPLATE).stdout.split()
+    (project / "src" / "before").mkdir()
+    for name in listed:
+        old = run(["git", "show", f"{before}:{PACKAGE_SOURCE}/{name}"], TEMPLATE).stdout
+        (project / "src" / "before" / name).write_text(old.replace("{{cookiecutter.package_name}}", "before"))
     return project, env
 
 
-def report_commands(package: str, module: str, output: str) -> list[list[str]]:
+def report_commands(package: str, output: str) -> list[list[str]]:
     return [
         ["dvc", "params", "diff", "HEAD", "--md", "--no-path"],
         ["dvc", "metrics", "diff", "HEAD", "--all", "--md", "--no-path", "--precision", "4"],
-        ["python", "-m", f"{package}.{module}", "--base", "HEAD", "--output", output],
+        ["python", "-m", f"{package}.report", "--base", "HEAD", "--output", output],
     ]
 
 
-def measure_once(project: Path, env: dict, samples: Samples, module: str) -> None:
-    output = project / f"out-{module}"
+def measure_once(project: Path, env: dict, samples: Samples, package: str) -> None:
+    output = project / f"out-{package}"
     output.mkdir(exist_ok=True)
-    params, metrics, report = report_commands(package_name(project), module, output.name)
+    params, metrics, report = report_commands(package, output.name)
     total_seconds = total_peak = 0.0
     for command, name in ((params, "params.md"), (metrics, "metrics.md"), (report, None)):
         seconds, peak, text = measured(command, project, env)
         if name:
             (output / name).write_text(text)
         else:
-            samples.add(module, "`report`", seconds, peak)
+            samples.add(package, "`report`", seconds, peak)
         total_seconds, total_peak = total_seconds + seconds, max(total_peak, peak)
-    samples.add(module, "the report job's three commands", total_seconds, total_peak)
+    samples.add(package, "the report job's three commands", total_seconds, total_peak)
 
 
 def main() -> None:
@@ -99,14 +100,14 @@ def main() -> None:
     results, samples = Results(__spec__.name), Samples()
     with tempfile.TemporaryDirectory(prefix="bench-report-intervals-") as workdir:
         project, env = prepare_project(Path(workdir), args.before)
-        for module in ("report_before", "report"):  # untimed: the OS file cache, bytecode
-            measure_once(project, env, Samples(), module)
+        packages = ("before", package_name(project))
+        for package in packages:  # untimed: the OS file cache, bytecode
+            measure_once(project, env, Samples(), package)
         for number in range(1, args.runs + 1):
             print(f"run {number}/{args.runs} ...", file=sys.stderr)
-            order = ("report_before", "report") if number % 2 else ("report", "report_before")
-            for module in order:
-                measure_once(project, env, samples, module)
-        first_line = (project / "out-report" / "report.md").read_text().split("\n\n")[1]
+            for package in packages if number % 2 else packages[::-1]:
+                measure_once(project, env, samples, package)
+        first_line = (project / f"out-{packages[1]}" / "report.md").read_text().split("\n\n")[1]
         predictions = project / "reports/evaluation/predictions.parquet"
         run(["python", "-c", SIZES.format(package=package_name(project))], project, env)
         sizes = {
@@ -116,16 +117,12 @@ def main() -> None:
         }
         dvc_version = run(["dvc", "--version"], project, env).stdout.strip()
 
-    table = (
-        samples.table()
-        .replace("| report_before |", f"| before ({args.before}) |")
-        .replace("| report |", "| with intervals |")
-    )
-    ratio = samples.seconds("report", "`report`") / samples.seconds("report_before", "`report`")
-    job_ratio = samples.seconds("report", "the report job's three commands") / samples.seconds(
-        "report_before", "the report job's three commands"
-    )
-    peak = samples.peak("report", "`report`")
+    table = samples.table().replace("| before |", f"| before ({args.before}) |")
+    table = table.replace(f"| {packages[1]} |", "| with intervals |")
+    ratio = samples.seconds(packages[1], "`report`") / samples.seconds("before", "`report`")
+    job = "the report job's three commands"
+    job_ratio = samples.seconds(packages[1], job) / samples.seconds("before", job)
+    peak = samples.peak(packages[1], "`report`")
     checks = comparison_table(
         [
             ("`report` with intervals / before", f"{ratio:.2f}", f"≤ {RATIO_TARGET}", ratio <= RATIO_TARGET),
@@ -139,8 +136,9 @@ def main() -> None:
         f"Project: the default bake, {ROWS:,} generated rows (`make_classification`, 20 numeric columns, 2 "
         f"classes), `prepare.test_size` {TEST_SIZE}: {int(ROWS * TEST_SIZE):,} test rows; the base commit's model "
         "against a change of `learning_rate` (0.1 to 0.05), both in the local DVC cache.",
-        "Before: the report module of the template at that commit, run from the same package on the same "
-        "outputs (DVC's metrics table, no intervals). Peak RSS is the largest of its process tree. Runs take turns.",
+        "Before: the template's package at that commit (its report: DVC's metrics table, no intervals), installed "
+        "beside the baked one and run on the same outputs. Peak RSS is the largest of its process tree. "
+        "Runs take turns.",
         f"The report's first sentence in the last run: {first_line}",
     ]
     versions = {"Python": platform.python_version(), "DVC": dvc_version}

@@ -33,18 +33,17 @@ def labels(rows: int, rng) -> np.ndarray:
 
 def test_two_models_of_equal_skill_are_within_noise_in_at_least_93_of_200_pairs():
     rng = np.random.default_rng(1)
-    covered = {"balanced_accuracy": 0, "rmse": 0}
+    covered = {"balanced_accuracy": 0, "roc_auc": 0, "rmse": 0}
     for pair in range(200):
         truth = labels(300, rng)
-        sides = [guesses(truth, rng.random(300) < 0.8, rng) for _ in range(2)]
-        sides = [Predictions(s.actual, s.predicted, None, CLASSES, "") for s in sides]  # no AUC: quicker
-        interval = paired(*sides, "yes", seed=pair)["balanced_accuracy"]
-        covered["balanced_accuracy"] += interval.low <= 0 <= interval.high
+        found = paired(*[guesses(truth, rng.random(300) < 0.8, rng) for _ in range(2)], "yes", seed=pair)
+        for name in ("balanced_accuracy", "roc_auc"):
+            covered[name] += found[name].low <= 0 <= found[name].high
         values = rng.normal(size=200)
         fits = [Predictions(values, values + rng.normal(size=200), None, None, "") for _ in range(2)]
         interval = paired(*fits, seed=pair)["rmse"]
         covered["rmse"] += interval.low <= 0 <= interval.high
-    assert covered["balanced_accuracy"] >= 186 and covered["rmse"] >= 186, covered  # 93% of 200
+    assert min(covered.values()) >= 186, covered  # 93% of 200
 
 
 @pytest.mark.parametrize("rows", [600, 2_000])
@@ -56,13 +55,20 @@ def test_a_model_right_on_5_percent_more_rows_is_better_and_its_reverse_worse(ro
     base, head = guesses(truth, weaker, rng), guesses(truth, stronger, rng)
     forward, backward = paired(base, head, "yes"), paired(head, base, "yes")
     assert forward["accuracy"].change == pytest.approx((stronger.sum() - weaker.sum()) / rows)
-    assert forward["accuracy"].verdict == forward["balanced_accuracy"].verdict == "better"
-    assert backward["accuracy"].verdict == backward["balanced_accuracy"].verdict == "worse"
+    for name in ("accuracy", "balanced_accuracy", "roc_auc"):
+        assert (forward[name].verdict, backward[name].verdict) == ("better", "worse"), name
     values = rng.normal(size=rows)
     close, far = values + rng.normal(scale=0.9, size=rows), values + rng.normal(scale=1.0, size=rows)
     errors = paired(Predictions(values, far, None, None, ""), Predictions(values, close, None, None, ""))
     assert errors["rmse"].verdict == errors["mae"].verdict == "better"  # lower is better
     assert errors["r2"].verdict == "better" and errors["rmse"].change < 0 < errors["r2"].change
+
+
+def agrees(ours, reference) -> bool:
+    """Both ends within 0.3 of scipy's standard error (the ends' Monte-Carlo error at 1,000
+    resamples is about 0.09 of it)."""
+    (low, high), spread = reference.confidence_interval, reference.standard_error
+    return abs(ours.low - low) < 0.3 * spread and abs(ours.high - high) < 0.3 * spread
 
 
 def test_the_paired_interval_agrees_with_scipy_within_monte_carlo_error():
@@ -83,9 +89,7 @@ def test_the_paired_interval_agrees_with_scipy_within_monte_carlo_error():
             (values, a, b), difference, paired=True, vectorized=True, method="percentile",
             n_resamples=20_000, random_state=0,
         )  # fmt: skip
-        spread = reference.standard_error  # the ends' Monte-Carlo error at 1,000 resamples is ~0.09 of it
-        low, high = reference.confidence_interval
-        assert abs(ours[name].low - low) < 0.3 * spread and abs(ours[name].high - high) < 0.3 * spread, name
+        assert agrees(ours[name], reference), name
 
     # A classification: correctness independent of the class, so resampling within classes (ours)
     # and over all rows (scipy's) have the same distribution.
@@ -97,9 +101,43 @@ def test_the_paired_interval_agrees_with_scipy_within_monte_carlo_error():
         tuple(right), lambda p, q, axis=-1: q.mean(axis) - p.mean(axis), paired=True, vectorized=True,
         method="percentile", n_resamples=20_000, random_state=0,
     )  # fmt: skip
-    low, high = reference.confidence_interval
-    spread = reference.standard_error
-    assert abs(ours.low - low) < 0.3 * spread and abs(ours.high - high) < 0.3 * spread
+    assert agrees(ours, reference)
+
+    # ROC AUC's interval is DeLong's (normal, from each row's placement): the bootstrap's, without resampling.
+    ours = paired(base, head, "yes")["roc_auc"]
+    positive = (truth == "yes").astype(float)
+    scores = [side.probabilities[:, 1] for side in (base, head)]
+
+    def auc(y, score, axis=-1):  # Mann-Whitney: the positives' mean rank among all rows
+        ranks, positives = stats.rankdata(score, axis=axis), y.sum(axis)
+        return ((ranks * y).sum(axis) - positives * (positives + 1) / 2) / (positives * (y.shape[axis] - positives))
+
+    reference = stats.bootstrap(
+        (positive, *scores), lambda y, p, q, axis=-1: auc(y, q, axis) - auc(y, p, axis), paired=True,
+        vectorized=True, method="percentile", n_resamples=20_000, random_state=0,
+    )  # fmt: skip
+    change = metrics.roc_auc_score(positive, scores[1]) - metrics.roc_auc_score(positive, scores[0])
+    assert ours.change == pytest.approx(change) and agrees(ours, reference)
+
+    # Three classes: one-vs-rest, macro-averaged, as evaluate scores it.
+    names, codes = ["a", "b", "c"], rng.choice(3, 600, p=[0.5, 0.3, 0.2])
+    sides = []
+    for noise in (1.0, 0.8):
+        odds = np.exp(np.eye(3)[codes] + rng.normal(scale=noise, size=(600, 3)))
+        odds /= odds.sum(1, keepdims=True)
+        sides.append(Predictions(np.array(names)[codes], np.array(names)[odds.argmax(1)], odds, names, ""))
+    ours = paired(*sides)["roc_auc"]
+    truths = [(codes == k).astype(float) for k in range(3)]
+    columns = truths + [side.probabilities[:, k] for side in sides for k in range(3)]
+
+    def macro_change(*columns, axis=-1):
+        y, before, after = columns[:3], columns[3:6], columns[6:]
+        return np.mean([auc(y[k], after[k], axis) - auc(y[k], before[k], axis) for k in range(3)], axis=0)
+
+    reference = stats.bootstrap(
+        columns, macro_change, paired=True, vectorized=True, method="percentile", n_resamples=10_000, random_state=0
+    )
+    assert ours.change == pytest.approx(macro_change(*columns)) and agrees(ours, reference)
 
 
 @pytest.mark.parametrize("classes", [2, 3])
@@ -140,10 +178,15 @@ def test_degenerate_test_sets_give_no_nan():
     assert "roc_auc" not in found and set(found) == {"balanced_accuracy", "accuracy", "precision", "recall", "f1"}
     assert all(np.isfinite([i.base, i.head, i.low, i.high]).all() for i in found.values())
     assert found["recall"].head == 0 and found["precision"].head == 0  # no "yes" row: zero, as scikit-learn
-    # Three rows of a rare class: every resample keeps them (within each class), so AUC is always defined.
+    # Three rows of a rare class: every resample keeps them (within each class), so nothing is skipped;
+    # ROC AUC's interval is DeLong's (no resamples), inside [-1, 1].
     truth = np.array(["yes"] * 3 + ["no"] * 97)
     rare = paired(guesses(truth, rng.random(100) < 0.8, rng), guesses(truth, rng.random(100) < 0.8, rng), "yes")
-    assert rare["roc_auc"].skipped == 0 and rare["roc_auc"].resamples == RESAMPLES
+    assert all(i.skipped == 0 for i in rare.values()) and rare["balanced_accuracy"].resamples == RESAMPLES
+    assert rare["roc_auc"].resamples == 0 and -1 <= rare["roc_auc"].low <= rare["roc_auc"].high <= 1
+    # The same predictions on both sides: every interval is the point 0, within noise.
+    same = guesses(truth, rng.random(100) < 0.8, rng)
+    assert all((i.low, i.high, i.verdict) == (0, 0, "within noise") for i in paired(same, same, "yes").values())
     # A constant target: R² undefined on every resample, left out; RMSE and MAE stand.
     constant = np.full(30, 2.0)
     fits = [Predictions(constant, constant + rng.normal(size=30), None, None, "") for _ in range(2)]

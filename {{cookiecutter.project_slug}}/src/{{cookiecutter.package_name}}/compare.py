@@ -10,22 +10,23 @@ from config.LOWER_IS_BETTER; the verdict rests on config.HEADLINE, the other met
 
 Cost stays bounded on large test sets. The counting metrics (accuracy, balanced accuracy,
 precision, recall, F1) depend only on how many rows fall in each (actual, predicted, predicted)
-cell, and a resample's cell counts are a multinomial draw: no per-row work at all. ROC AUC, RMSE,
-MAE and R² need each row's weight in the resample; those are drawn in chunks of at most
-CHUNK_CELLS weights (never a resamples x rows matrix at once), and ROC AUC, which sorts, is drawn
-ROW_RESAMPLES_BUDGET / rows times when that is fewer than RESAMPLES (the report says so).
+cell, and a resample's cell counts are a multinomial draw: no per-row work at all. RMSE, MAE and
+R² need each row's weight in the resample; those are drawn in chunks of at most CHUNK_CELLS
+weights (never a resamples x rows matrix at once). ROC AUC, which would sort every resample, gets
+DeLong's interval instead: each row's placement (the share of the other class it outranks) gives
+the AUC's variance in one sort, the normal interval the same verdict a bootstrap would on a test
+set of any size (tests/test_compare.py checks it against scipy's bootstrap and by simulation).
 
 The report and the sweep use this module; evaluate writes the predictions it reads.
 """
 
 import hashlib
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from scipy import sparse
 
 from .config import LOWER_IS_BETTER
 
@@ -33,8 +34,6 @@ RESAMPLES = 1_000
 SEED = 0  # a rerun prints the same intervals
 CONFIDENCE = 0.95
 CHUNK_CELLS = 2_000_000  # weights held at once (16 MB of float64)
-ROW_RESAMPLES_BUDGET = 50_000_000  # rows x resamples for ROC AUC, the one metric that sorts
-MIN_AUC_RESAMPLES = 200
 COUNTING = ("balanced_accuracy", "accuracy", "precision", "recall", "f1")
 FINGERPRINT_KEY = b"test_rows"  # the Parquet metadata key of the test rows' fingerprint
 
@@ -60,8 +59,10 @@ class Predictions:
         return Predictions(self.actual[rows], self.predicted[rows], probabilities, self.classes, "")
 
 
-def fingerprint(test: pd.DataFrame) -> str:
-    """A hash of the test rows (every column, in order): equal on two revisions, the same rows."""
+def fingerprint(test) -> str:
+    """A hash of the test rows (a DataFrame: every column, in order): equal on two revisions, the same rows."""
+    import pandas as pd
+
     digest = hashlib.sha256(",".join(map(str, test.columns)).encode())
     digest.update(pd.util.hash_pandas_object(test, index=False).to_numpy().tobytes())
     return digest.hexdigest()[:16]
@@ -82,26 +83,30 @@ def write_predictions(path, rows: str, actual, predicted, probabilities=None, cl
 
 def read_predictions(source) -> Predictions:
     """A predictions file (a path or an open binary file) as `write_predictions` wrote it."""
-    table = pq.read_table(source)
+    # ParquetFile, not read_table: read_table's dataset layer costs 0.3 s to load on first use.
+    table = pq.ParquetFile(source, read_dictionary=["actual", "predicted"]).read()
     rows = (table.schema.metadata or {}).get(FINGERPRINT_KEY, b"").decode()
-    frame = table.to_pandas()
-    probability = [name for name in frame.columns if name.startswith("probability_")]
+    probability = [name for name in table.column_names if name.startswith("probability_")]
     if not probability:
-        return Predictions(frame["actual"].to_numpy(float), frame["predicted"].to_numpy(float), None, None, rows)
+        actual, predicted = (table.column(name).to_numpy() for name in ("actual", "predicted"))
+        return Predictions(actual.astype(float), predicted.astype(float), None, None, rows)
     classes = [name.removeprefix("probability_") for name in probability]
-    return Predictions(
-        frame["actual"].to_numpy(str),
-        frame["predicted"].to_numpy(str),
-        frame[probability].to_numpy(np.float64),
-        classes,
-        rows,
-    )
+    actual, predicted = (labels(table.column(name)) for name in ("actual", "predicted"))
+    probabilities = np.column_stack([table.column(name).to_numpy() for name in probability]).astype(np.float64)
+    return Predictions(actual, predicted, probabilities, classes, rows)
+
+
+def labels(column: pa.ChunkedArray) -> np.ndarray:
+    """A dictionary-encoded column of class names as text: the few names, indexed (no object per row)."""
+    encoded = column.combine_chunks()
+    names = encoded.dictionary.to_numpy(zero_copy_only=False).astype(str)
+    return names[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
 @dataclass
 class Interval:
     """A metric on both sides (or one), the change and its 95% interval, over `resamples` resamples
-    (`skipped` of them left out because the metric was undefined on them)."""
+    (`skipped` of them left out because the metric was undefined on them; 0 resamples: DeLong's)."""
 
     name: str
     base: float | None
@@ -158,39 +163,34 @@ def counting_scores(confusion: np.ndarray, positive: int | None, labels: np.ndar
     return found
 
 
-def weighted_auc(truth: np.ndarray, score: np.ndarray):
-    """A function of resample weights (resamples x rows) giving each resample's ROC AUC: the
-    weighted share of (positive, negative) pairs ranked right, ties counting half; NaN where a
-    resample lacks either kind. The rows are sorted once, not once a resample."""
-    order = np.argsort(score, kind="stable")
-    ranked, positive = score[order], truth[order].astype(np.float32)
-    starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])  # groups of tied scores
-
-    def auc(weights: np.ndarray) -> np.ndarray:
-        w = weights[:, order]
-        if len(starts) < len(ranked):  # tied scores: one column a group
-            positives = np.add.reduceat(w * positive, starts, axis=1)
-            negatives = np.add.reduceat(w, starts, axis=1) - positives
-        else:
-            positives = w * positive
-            negatives = w - positives
-        below = np.cumsum(negatives, axis=1, dtype=np.float64) - negatives  # sums in float64: exact counts
-        pairs = positives.sum(1, dtype=np.float64) * negatives.sum(1, dtype=np.float64)
-        right = np.einsum("ij,ij->i", positives, below + 0.5 * negatives)
-        return np.where(pairs > 0, right / np.where(pairs > 0, pairs, 1), np.nan)
-
-    return auc
+def auc_and_influence(truth_index: np.ndarray, probabilities: np.ndarray, positive: int | None):
+    """roc_auc as evaluate computes it (of the positive class, or one-vs-rest macro-averaged) and
+    each row's influence on it: DeLong's placement (the share of the other class the row's score
+    outranks, ties counting half) less the AUC, over its class's row count. A resample's AUC moves
+    by about the sum of its rows' influences, so their spread within each class is the AUC's variance."""
+    columns = [positive] if positive is not None else range(probabilities.shape[1])
+    total, influence = 0.0, np.zeros(len(truth_index))
+    for k in columns:
+        inside = truth_index == k
+        ours, theirs = probabilities[inside, k], probabilities[~inside, k]
+        ours_sorted, theirs_sorted = np.sort(ours), np.sort(theirs)
+        outranked = np.searchsorted(theirs_sorted, ours, "left") + np.searchsorted(theirs_sorted, ours, "right")
+        above = outranked / (2 * len(theirs))  # each row of class k: the share of the others it outranks
+        outranking = np.searchsorted(ours_sorted, theirs, "left") + np.searchsorted(ours_sorted, theirs, "right")
+        below = 1 - outranking / (2 * len(ours))  # each other row: the share of class k that outranks it
+        auc = float(above.mean())
+        influence[inside] += (above - auc) / len(ours)
+        influence[~inside] += (below - auc) / len(theirs)
+        total += auc
+    return total / len(columns), influence / len(columns)
 
 
-def auc_of(truth_index: np.ndarray, probabilities: np.ndarray, positive: int | None):
-    """roc_auc as evaluate computes it (of the positive class, or one-vs-rest macro-averaged), as
-    a function of resample weights."""
-    if positive is not None:
-        return weighted_auc((truth_index == positive).astype(float), probabilities[:, positive])
-    per_class = [
-        weighted_auc((truth_index == k).astype(float), probabilities[:, k]) for k in range(probabilities.shape[1])
-    ]
-    return lambda weights: np.mean([auc(weights) for auc in per_class], axis=0)
+def stratified_variance(influence: np.ndarray, strata: np.ndarray) -> float:
+    """The variance of a sum of row influences when rows are resampled within their stratum (class)."""
+    count = np.bincount(strata).astype(float)
+    total, squares = np.bincount(strata, influence), np.bincount(strata, influence**2)
+    spread = squares - np.divide(total**2, count, out=np.zeros_like(total), where=count > 0)
+    return float((spread * count / np.maximum(count - 1, 1)).sum())
 
 
 def regression_scores(actual: np.ndarray, predicted: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -231,12 +231,19 @@ def _percentiles(values: np.ndarray) -> tuple[float, float, int]:
     return float(low), float(high), len(values) - len(kept)
 
 
+def codes_of(labels: np.ndarray, classes: list[str]) -> np.ndarray:
+    """Each label's index in `classes` (-1 for a label not among them)."""
+    codes = np.full(len(labels), -1, dtype=np.int64)
+    for code, name in enumerate(classes):
+        codes[labels == name] = code
+    return codes
+
+
 def classification_draws(
     actual: np.ndarray, sides: list[Predictions], classes: list[str], positive, resamples: int, seed: int
 ) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
     """Each side's scores on the whole test set and on every resample (same resamples for all sides)."""
-    truth, *guesses = (pd.Categorical(labels, categories=classes).codes.astype(np.int64) for labels in
-                       (actual, *(side.predicted for side in sides)))  # fmt: skip
+    truth, *guesses = (codes_of(labels, classes) for labels in (actual, *(side.predicted for side in sides)))
     if any((codes < 0).any() for codes in (truth, *guesses)):
         raise ValueError("a label of the test rows or a prediction is not among the models' classes")
     k = len(classes)
@@ -252,10 +259,9 @@ def classification_draws(
     for _ in sides:
         digits.append(rest % k)
         rest = rest // k
-    maps = [
-        sparse.csr_array((np.ones(len(cells)), (np.arange(len(cells)), rest * k + guess)), shape=(len(cells), k * k))
-        for guess in reversed(digits)
-    ]
+    maps = [np.zeros((len(cells), k * k)) for _ in sides]
+    for m, guess in zip(maps, reversed(digits), strict=True):
+        m[np.arange(len(cells)), rest * k + guess] = 1
 
     def scores(cell_counts: np.ndarray) -> list[dict[str, np.ndarray]]:
         shape = (*cell_counts.shape[:-1], k, k)
@@ -275,19 +281,16 @@ def classification_draws(
         for i, side in enumerate(scores(drawn)):
             for name, values in side.items():
                 draws[name][i].append(values)
-    # ROC AUC needs each row's weight; it is defined only when every class occurs.
+    # ROC AUC, defined only when every class occurs: DeLong's interval, from each row's influence.
+    influences = {}
     if all(side.probabilities is not None for side in sides) and len(np.unique(truth)) == k and k > 1:
-        auc_resamples = min(resamples, max(MIN_AUC_RESAMPLES, ROW_RESAMPLES_BUDGET // len(truth)))
-        aucs = [auc_of(truth, side.probabilities, positive_index) for side in sides]
-        whole = np.ones((1, len(truth)))
-        for point, auc in zip(points, aucs, strict=True):
-            point["roc_auc"] = float(auc(whole)[0])
-        draws["roc_auc"] = [[] for _ in sides]
-        strata = [np.flatnonzero(truth == label) for label in range(k)]
-        for weights in row_weights(strata, len(truth), auc_resamples, rng):
-            for i, auc in enumerate(aucs):
-                draws["roc_auc"][i].append(auc(weights))
-    return points, {name: [np.concatenate(chunks) for chunks in per_side] for name, per_side in draws.items()}
+        rows = []
+        for point, side in zip(points, sides, strict=True):
+            point["roc_auc"], influence = auc_and_influence(truth, side.probabilities, positive_index)
+            rows.append(influence)
+        influences["roc_auc"] = (rows, truth)
+    draws = {name: [np.concatenate(chunks) for chunks in per_side] for name, per_side in draws.items()}
+    return points, draws, influences
 
 
 def regression_draws(actual: np.ndarray, sides: list[Predictions], resamples: int, seed: int):
@@ -301,11 +304,12 @@ def regression_draws(actual: np.ndarray, sides: list[Predictions], resamples: in
         for i, side in enumerate(sides):
             for name, values in regression_scores(actual, side.predicted, weights).items():
                 draws[name][i].append(values)
-    return points, {name: [np.concatenate(chunks) for chunks in per_side] for name, per_side in draws.items()}
+    return points, {name: [np.concatenate(chunks) for chunks in per_side] for name, per_side in draws.items()}, {}
 
 
 def draws_of(sides: list[Predictions], positive, resamples: int, seed: int):
-    """Scores of each side (all on the first side's test rows) and their resampled values."""
+    """Scores of each side (all on the first side's test rows), their resampled values, and for
+    ROC AUC each row's influence on each side's score with the rows' strata (their classes)."""
     first = sides[0]
     if first.task == "regression":
         return regression_draws(first.actual, sides, resamples, seed)
@@ -324,14 +328,25 @@ def align_classes(side: Predictions, classes: list[str]) -> Predictions:
     return Predictions(side.actual, side.predicted, probabilities, classes, side.fingerprint)
 
 
+def normal_interval(centre: float, variance: float, bound: float) -> tuple[float, float]:
+    half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * np.sqrt(variance)
+    return max(centre - half, -bound), min(centre + half, bound)
+
+
 def paired(base: Predictions, head: Predictions, positive=None, resamples: int = RESAMPLES, seed: int = SEED):
     """Each metric of both models on the same test rows, with the change's 95% interval."""
     if len(base.actual) != len(head.actual) or not np.array_equal(base.actual, head.actual):
         raise ValueError("paired comparisons need both sides' predictions on the same test rows")
-    points, draws = draws_of([base, head], positive, resamples, seed)
+    points, draws, influences = draws_of([base, head], positive, resamples, seed)
     found = {}
     for name in points[1]:
         if name not in points[0]:
+            continue
+        if name in influences:  # the same rows move both sides: the difference's influence, row by row
+            (before, after), strata = influences[name]
+            change = points[1][name] - points[0][name]
+            low, high = normal_interval(change, stratified_variance(after - before, strata), 1.0)
+            found[name] = Interval(name, points[0][name], points[1][name], low, high, 0)
             continue
         low, high, skipped = _percentiles(draws[name][1] - draws[name][0])
         if np.isfinite(low):
@@ -341,9 +356,14 @@ def paired(base: Predictions, head: Predictions, positive=None, resamples: int =
 
 def alone(side: Predictions, positive=None, resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Interval]:
     """Each metric of one model with its own 95% interval (when two sides share no test rows)."""
-    points, draws = draws_of([side], positive, resamples, seed)
+    points, draws, influences = draws_of([side], positive, resamples, seed)
     found = {}
     for name, value in points[0].items():
+        if name in influences:
+            (influence,), strata = influences[name]
+            interval = normal_interval(value, stratified_variance(influence, strata), 1.0)
+            found[name] = Interval(name, None, value, max(interval[0], 0.0), interval[1], 0)
+            continue
         low, high, skipped = _percentiles(draws[name][0])
         if np.isfinite(low):
             found[name] = Interval(name, None, value, low, high, len(draws[name][0]), skipped)

@@ -9,6 +9,8 @@ sentence saying what is wrong and how to fix it; `run` turns that into a clean e
 traceback.
 """
 
+from __future__ import annotations
+
 import argparse
 import codecs
 import csv as csvlib
@@ -17,9 +19,12 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import yaml
+
+if TYPE_CHECKING:  # pandas is imported by the functions that read or write tables: the report needs none
+    import pandas as pd
 
 PIPELINE_FILE = Path("dvc.yaml")
 PARAMS_FILE = Path("params.yaml")
@@ -212,6 +217,8 @@ def read_table(path: Path, csv: dict | None = None, na_values=(), text=()) -> tu
     `text` names columns read as text whatever they hold (data.columns.categorical: "007" stays
     "007"). A file that is no CSV, empty, header-only or unreadable is one sentence with the fix.
     Column names lose surrounding spaces (a header "default " is the column "default")."""
+    import pandas as pd
+
     declared = {key: value for key, value in (csv or {}).items() if value is not None}
     try:
         with open(path, "rb") as file:
@@ -271,6 +278,8 @@ def parse_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
     against 1.3-1.8 s CPU, 1,050 MB against 680 MB peak; 300,000 x 30 mixed: 1.2-1.9 s against
     0.6 s), and it reads dates as dates and leaves blanks in true/false columns as None, where the
     table's text is what the stages should see."""
+    import pandas as pd
+
     return pd.read_csv(path, encoding=encoding, low_memory=False, **options)
 
 

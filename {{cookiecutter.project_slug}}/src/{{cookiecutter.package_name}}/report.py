@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -33,7 +34,6 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import yaml
 from dvc.api import DVCFileSystem
 from dvc.exceptions import DvcException
@@ -57,6 +57,9 @@ from .config import (
     score_names,
     task_of,
 )
+
+if TYPE_CHECKING:  # imported where the base's model scores this change's test rows: most reports never do
+    import pandas as pd
 
 CURVES = {"roc": ("fpr", "tpr", "ROC curve"), "precision_recall": ("recall", "precision", "Precision-recall curve")}
 WORKSPACE = "this change"
@@ -165,18 +168,21 @@ def predictions_chart(sides: dict[str, dict], output: Path) -> Path | None:
 
 
 def importance_chart(base: bytes | None, head: Path, base_label: str, output: Path) -> Path:
-    """Both sides' importance charts (evaluate's images) side by side, or this change's alone."""
+    """Both sides' importance charts (evaluate's images) side by side, or this change's alone: the
+    pixels as they are (no resampling), each side's name above its chart."""
     path = output / "feature_importance.png"
     if base is None:
         return Path(shutil.copy(head, path))
     images = {base_label: plt.imread(io.BytesIO(base), format="png"), WORKSPACE: plt.imread(head, format="png")}
-    height = max(image.shape[0] for image in images.values()) / 100
-    width = sum(image.shape[1] for image in images.values()) / 100
-    fig, axes = plt.subplots(1, 2, figsize=(width, height + 0.4), layout="constrained")
-    for ax, (label, image) in zip(axes, images.items(), strict=True):
-        ax.imshow(image)
-        ax.set_title(label)
-        ax.axis("off")
+    title = 30  # pixels above the charts for each side's name
+    height = max(image.shape[0] for image in images.values()) + title
+    width = sum(image.shape[1] for image in images.values())
+    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
+    left = 0
+    for label, image in images.items():
+        fig.figimage(image, xo=left, yo=height - title - image.shape[0])
+        fig.text((left + image.shape[1] / 2) / width, 1 - 6 / height, label, ha="center", va="top", fontsize=12)
+        left += image.shape[1]
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -362,7 +368,7 @@ def unit(name: str, summary: dict) -> str:
     return f"{name} (`{summary['target']}`)" if name in LOWER_IS_BETTER and summary.get("target") else name
 
 
-def model_predictions(read: Callable[..., object], model_path: Path, test: pd.DataFrame, actual) -> Predictions | str:
+def model_predictions(read: Callable[..., object], model_path: Path, test: "pd.DataFrame", actual) -> Predictions | str:
     """Another revision's model scored on this change's test rows, or why it cannot be: a model
     file that is missing, not a safe scikit-learn model, or that needs columns these rows lack."""
     # Imported here: scikit-learn takes seconds to import, and most reports never load a model.
@@ -393,9 +399,11 @@ def model_predictions(read: Callable[..., object], model_path: Path, test: pd.Da
     return Predictions(actual, np.asarray(classes)[probabilities.argmax(axis=1)], probabilities, classes, "")
 
 
-def unseen_rows(training: bytes | None, test: pd.DataFrame) -> np.ndarray:
+def unseen_rows(training: bytes | None, test: "pd.DataFrame") -> np.ndarray:
     """Which test rows are not among another revision's training rows (compared on the columns
     both have): a model scored on rows it trained on would look better than it is."""
+    import pandas as pd
+
     if training is None:
         return np.ones(len(test), dtype=bool)
     trained = pd.read_parquet(io.BytesIO(training))
@@ -415,6 +423,8 @@ def compare_with(read, against: str, paths: dict[str, Path], head: Predictions, 
         intervals = compare.paired(base, head, positive)
         identical = np.array_equal(base.predicted, head.predicted)
         return Comparison(against, "same", intervals, len(head.actual), identical=identical)
+    import pandas as pd
+
     test = pd.read_parquet(paths["test"])
     unseen = unseen_rows(read(paths["train"], binary=True), test)
     rescored = "all of these test rows were among its training rows"
@@ -493,7 +503,8 @@ def test_rows_line(head: Predictions, scores: dict, base_scores: dict | None, su
     and how the intervals were drawn."""
     text = f"Test rows: {len(head.actual):,}"
     if head.task == "classification":
-        counts = pd.Series(head.actual).value_counts()
+        labels, numbers = np.unique(head.actual, return_counts=True)
+        counts = {str(labels[i]): int(numbers[i]) for i in np.argsort(-numbers, kind="stable")}
         # The base's recall only when it was measured on the same rows.
         same = comparison is not None and comparison.how == "same"
         recalls = [(base_scores or {}).get("recall_per_class", {}) if same else {}, scores.get("recall_per_class", {})]
@@ -518,7 +529,8 @@ def test_rows_line(head: Predictions, scores: dict, base_scores: dict | None, su
             f"95% intervals: bootstrap of the test rows{stratified}, {compare.RESAMPLES:,} resamples (seed "
             f"{compare.SEED}){', paired (both models scored on each resample)' if comparison.how != 'apart' else ''}"
         )
-        fewer = [f"{i.name} on {i.resamples:,}" for i in intervals if i.resamples < compare.RESAMPLES]
+        fewer = [f"{i.name} on {i.resamples:,}" for i in intervals if 0 < i.resamples < compare.RESAMPLES]
+        fewer += ["roc_auc's from DeLong's variance (normal)" for i in intervals if not i.resamples]
         skipped = [f"{i.name} undefined on {i.skipped:,}, left out" for i in intervals if i.skipped]
         text += "".join(f"; {note}" for note in fewer + skipped) + "."
     return text
