@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from {{cookiecutter.package_name}}.config import SUMMARY, TEST, TRAIN, PipelineError, read_summary
-from {{cookiecutter.package_name}}.prepare import prepare
+from {{cookiecutter.package_name}}.prepare import prepare, random_split
 
 from .conftest import PREPARED, RAW, make_frame, make_messy_frame, make_series
 
@@ -15,6 +15,26 @@ def test_split_is_stratified_and_sized(project, params):
     train, test = pd.read_parquet(PREPARED / TRAIN), pd.read_parquet(PREPARED / TEST)
     assert (len(train), len(test)) == (90, 30)
     assert test["label"].value_counts().to_dict() == {0: 15, 1: 15}
+
+
+@pytest.mark.parametrize("rows", [30, 143, 1_001])
+@pytest.mark.parametrize("kind", ["two classes", "rare class", "text", "values"])
+def test_the_random_split_is_scikit_learns_row_for_row(rows, kind):
+    """prepare splits without importing scikit-learn, drawing the rows train_test_split would."""
+    from sklearn.model_selection import train_test_split
+
+    rng = np.random.default_rng(rows)
+    labels = {
+        "two classes": rng.integers(0, 2, rows),
+        "rare class": np.where(np.arange(rows) < 3, 2, rng.integers(0, 2, rows)),
+        "text": np.array(["no", "yes", "maybe", "Yes"], dtype=object)[np.arange(rows) % 4],
+        "values": rng.normal(size=rows),
+    }[kind]
+    stratify = None if kind == "values" else labels
+    for fraction, seed in [(0.25, 0), (0.2, 42), (1 / 3, 7)]:
+        expected = train_test_split(np.arange(rows), test_size=fraction, random_state=seed, stratify=stratify)
+        found = random_split(labels, fraction, seed, stratify is not None)
+        assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True)), (fraction, seed)
 
 
 def test_split_depends_on_seed(project, params):

@@ -445,14 +445,56 @@ def split_rows(labelled, target, task, split, times, time_column, fraction, rand
                 "use a smaller prepare.test_size, or prepare.split: random."
             )
         return train, test, how
-    from sklearn.model_selection import train_test_split  # here: a bad file is told before its second of import
+    stratified = task == "classification"
+    train, test = random_split(labelled[target].to_numpy(), fraction, random_state, stratified)
+    how = {"method": "random", "test_size": fraction, "stratified": stratified}
+    return labelled.iloc[train], labelled.iloc[test], how
 
-    stratify = labelled[target] if task == "classification" else None
-    try:
-        train, test = train_test_split(labelled, test_size=fraction, random_state=random_state, stratify=stratify)
-    except ValueError as error:
-        raise PipelineError(f"prepare.test_size={fraction} cannot split {len(labelled)} rows: {error}") from error
-    return train, test, {"method": "random", "test_size": fraction, "stratified": stratify is not None}
+
+def random_split(labels: np.ndarray, fraction: float, random_state: int, stratified: bool) -> tuple:
+    """Row positions (train, test): scikit-learn's `train_test_split` with `stratify=labels` (or
+    none), the same rows in the same order from the same seed (tests/test_prepare.py checks), drawn
+    here because importing scikit-learn would be a second of this stage's time and it needs nothing
+    else of it. Stratified: each class's share of the test rows as in the whole table, the rounding
+    left over given to the classes with the largest remainders (ties drawn at random)."""
+    rows = len(labels)
+    tested = math.ceil(fraction * rows)
+    rng = np.random.RandomState(random_state)
+    if not stratified:
+        order = rng.permutation(rows)
+        return order[tested:], order[:tested]
+    classes, codes, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if min(tested, rows - tested) < len(classes):
+        raise PipelineError(
+            f"prepare.test_size={fraction} leaves {min(tested, rows - tested)} rows on one side of the split, "
+            f"fewer than the {len(classes)} classes: each side needs a row of every class (change test_size)."
+        )
+    members = np.split(np.argsort(codes, kind="stable"), np.cumsum(counts)[:-1])
+    to_train = likeliest_counts(counts, rows - tested, rng)
+    to_test = likeliest_counts(counts - to_train, tested, rng)
+    train, test = [], []
+    for rows_of_class, kept, drawn in zip(members, to_train, to_test, strict=True):
+        shuffled = rows_of_class[rng.permutation(len(rows_of_class))]
+        train.append(shuffled[:kept])
+        test.append(shuffled[kept : kept + drawn])
+    return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
+
+
+def likeliest_counts(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """How many of `draws` rows each class gives: its share rounded down, then one more for the
+    classes with the largest remainders (scikit-learn's `_approximate_mode`)."""
+    share = counts / counts.sum() * draws
+    given = np.floor(share)
+    needed = int(draws - given.sum())
+    remainder = share - given
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if needed <= 0:
+            break
+        (tied,) = np.where(remainder == value)
+        chosen = rng.choice(tied, size=min(len(tied), needed), replace=False)
+        given[chosen] += 1
+        needed -= len(chosen)
+    return given.astype(int)
 
 
 def time_hint(guessed: dict, split: str) -> str:
