@@ -10,6 +10,7 @@ from {{cookiecutter.package_name}}.config import PREDICTIONS, TEST
 from {{cookiecutter.package_name}}.evaluate import (
     CURVE_POINTS,
     PREDICTION_POINTS,
+    TOP_FEATURES,
     evaluate,
     importances,
     thin,
@@ -50,7 +51,9 @@ def test_metrics_and_plots_are_written(project, params, classes, estimator):
     roc = json.loads((plots / "sklearn" / "roc.json").read_text())["roc"]
     assert roc[0]["fpr"] == 0 and roc[-1]["tpr"] == 1
     assert not (plots / "sklearn" / "predictions.json").exists()
-    assert (plots / "images" / "feature_importance.png").read_bytes()[:4] == b"\x89PNG"
+    importance = json.loads((plots / "sklearn" / "importance.json").read_text())
+    assert importance["title"].startswith("Permutation importance on 38 of 38 test rows")
+    assert 0 < len(importance["importance"]) <= TOP_FEATURES and not (plots / "images").exists()
 
 
 def test_binary_scores_are_about_the_positive_class(project, params):
@@ -154,6 +157,25 @@ def test_permutation_importance_is_per_raw_column_on_a_fixed_bounded_sample(proj
     again, _ = importances(load_model(MODEL), features, labels)
     assert title == "Permutation importance on 40 of 100 test rows (seed 0)"
     assert len(first) == 3 and np.array_equal(first, again)
+
+
+@pytest.mark.parametrize("estimator", ["hist_gradient_boosting", "random_forest", "linear"])
+def test_permutation_importance_has_scikit_learns_numbers(project, params, estimator):
+    """Transformed once, a column's shuffles re-transforming its own transformer's columns only:
+    scikit-learn's numbers for the whole model, with text categories, missing values and a column
+    the model leaves out."""
+    from sklearn.inspection import permutation_importance
+
+    make_messy_frame(rows=400).to_csv(RAW, index=False)
+    params["train"]["estimator"] = estimator
+    prepare(params, RAW, PREPARED)
+    train(params, PREPARED, MODEL)
+    test = pd.read_parquet(PREPARED / TEST)
+    features, labels = test[["size", "weight", "colour", "label"]], test["label"]
+    found, _ = importances(load_model(MODEL), features, labels)
+    sample = features.sample(n=len(labels), random_state=0)
+    expected = permutation_importance(load_model(MODEL), sample, labels[sample.index], n_repeats=3, random_state=0)
+    assert np.array_equal(found, expected.importances_mean) and found[-1] == 0 and found[:3].any()
 
 
 def warnings_written() -> list[dict]:

@@ -25,7 +25,8 @@ AT_HELP = {"prepare": {"pandas"}, "train": SCIKIT_LEARN, "evaluate": SCIKIT_LEAR
 # (model_file.skops_io).
 SKOPS = {"skops", "sklearn.inspection"}
 # prepare draws its split itself (prepare.random_split): scikit-learn would be a second of its time.
-WHEN_RUN = {"prepare": {"pandas"}, "train": SCIKIT_LEARN | SKOPS, "evaluate": SCIKIT_LEARN | SKOPS | {"matplotlib"}}
+# evaluate writes its plots as data (the report draws them): no matplotlib.
+WHEN_RUN = {"prepare": {"pandas"}, "train": SCIKIT_LEARN | SKOPS, "evaluate": SCIKIT_LEARN | SKOPS}
 
 
 # Runs a stage as `python -m` does, and writes the modules loaded when it exits (a module set to

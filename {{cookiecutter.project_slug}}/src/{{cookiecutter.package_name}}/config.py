@@ -33,8 +33,8 @@ PARAMS_FILE = Path("params.yaml")
 # found and decided (task, classes, column roles, a profile of the data), which train, evaluate,
 # predict and the merge-request report read instead of deciding again:
 TRAIN, TEST, SUMMARY = "train.parquet", "test.parquet", "summary.json"
-# evaluate's output: the metrics, the plots' data and the images.
-METRICS, PLOT_DATA, IMAGES = "metrics.json", Path("plots/sklearn"), Path("plots/images")
+# evaluate's output: the metrics and the plots' data.
+METRICS, PLOT_DATA = "metrics.json", Path("plots/sklearn")
 # Also evaluate's: the scores that look too good to be true, a list of
 # {"check", "columns", "message", ...} (empty when none does), which the report shows.
 WARNINGS = "warnings.json"

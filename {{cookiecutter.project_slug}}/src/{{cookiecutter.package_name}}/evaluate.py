@@ -15,12 +15,12 @@ report reads it on both revisions to give each metric's change an interval (comp
 
 Under its `plots/`: the confusion matrix, ROC and precision-recall curves (of the positive class,
 or micro-averaged one-vs-rest), or for a regression a sample of predicted against actual values;
-and the permutation importance of each raw column. The metrics use the whole test set; the plot
-files do not grow with it: one count per (actual, predicted) pair, at most CURVE_POINTS points a
-curve, PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows.
+and the permutation importance of the raw columns. All as data: `dvc plots` and the report draw
+them (this stage imports no plotting library). The metrics use the whole test set; the plot files
+do not grow with it: one count per (actual, predicted) pair, at most CURVE_POINTS points a curve,
+PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows, of the TOP_FEATURES columns.
 """
 
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,6 @@ from sklearn.preprocessing import label_binarize
 
 from .compare import fingerprint, write_predictions
 from .config import (
-    IMAGES,
     METRICS,
     PLOT_DATA,
     PREDICTIONS,
@@ -49,6 +48,7 @@ from .model_file import as_model_input, load_model, model_columns, threads_for
 TOP_FEATURES = 20
 CURVE_POINTS = 200
 IMPORTANCE_ROWS = 5_000  # permutation importance predicts 3 x n_features times on this many rows
+IMPORTANCE_REPEATS = 3
 PREDICTION_POINTS = 500  # regression: the test rows drawn as predicted against actual
 # Scores this close to perfect are rare on real data and common when a column gives the answer away
 # (a copy of the target, or a value recorded after it). On the bundled data, three estimators and
@@ -182,23 +182,46 @@ def prediction_points(values, predicted, random_state: int = 0) -> list[dict]:
 
 def importances(model, features, labels, random_state: int = 0) -> tuple[np.ndarray, str]:
     """Permutation importance of each raw column (a category counts once, not per one-hot column),
-    on a fixed sample of the test rows."""
-    from joblib import parallel_config
-    from sklearn.inspection import permutation_importance
+    on a fixed sample of the test rows: the numbers of scikit-learn's `permutation_importance` of
+    the whole model, its shuffles drawn the same way (tests/test_evaluate.py checks), but the rows
+    transformed once. A shuffled column re-transforms only its own transformer's columns and the
+    estimator alone predicts: the whole model would transform every column 3 x n_features times."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
     sample = features.sample(n=min(IMPORTANCE_ROWS, len(labels)), random_state=random_state)
-    # Permutation importance predicts on a small table many times: OpenMP's start-up for each
-    # call costs more than it saves, and on a busy machine several times the whole work. The
-    # columns are shuffled on all cores instead, in threads (the trees' predictions release the
-    # GIL; processes would import scikit-learn again); every column's shuffles come from one seed
-    # drawn before, so the result is the same on any number of threads.
-    with threadpool_limits(1, user_api="openmp"), parallel_config(backend="threading"):
-        result = permutation_importance(
-            model, sample, labels[sample.index], n_repeats=3, random_state=random_state, n_jobs=-1
-        )
+    truth = labels[sample.index]
+    columns, estimator = model.named_steps["columns"], model.named_steps["estimator"]
+    whole = columns.transform(sample)
+    baseline = estimator.score(whole, truth)
+    # Each column's shuffles start from the same seed, drawn as scikit-learn draws it.
+    seed = np.random.RandomState(random_state).randint(np.iinfo(np.int32).max + 1)
+    parts = {column: (part, names, columns.output_indices_[name])
+             for name, part, names in columns.transformers_ if part != "drop" for column in names}  # fmt: skip
+
+    def drops(column) -> list[float]:
+        if column not in parts:  # a column the model leaves out: shuffling it changes nothing
+            return [0.0] * IMPORTANCE_REPEATS
+        part, names, place = parts[column]
+        shuffled, given = whole.copy(), sample[names].copy()
+        rng, order, found = np.random.RandomState(seed), np.arange(len(sample)), []
+        for _ in range(IMPORTANCE_REPEATS):
+            rng.shuffle(order)  # shuffled again each round, the column as last shuffled: as scikit-learn does
+            moved = given[column].iloc[order]
+            moved.index = given.index
+            given[column] = moved
+            shuffled[:, place] = np.asarray(part.transform(given))
+            found.append(baseline - estimator.score(shuffled, truth))
+        return found
+
+    # Small tables predicted many times: OpenMP's start-up for each call costs more than it saves,
+    # so the columns are shuffled on all cores instead, in threads (the trees' predictions release
+    # the GIL; processes would import scikit-learn again). The result is the same on any number.
+    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor() as pool:
+        found = np.array(list(pool.map(drops, sample.columns)))
     title = f"Permutation importance on {len(sample):,} of {len(labels):,} test rows (seed {random_state})"
-    return result.importances_mean, title
+    return found.mean(axis=1), title
 
 
 def too_good(scores: dict, importance: dict, rows: int, two_classes: bool) -> list[dict]:
@@ -243,18 +266,12 @@ def too_good(scores: dict, importance: dict, rows: int, two_classes: bool) -> li
     return warnings
 
 
-def importance_figure(names, values, title: str = "Feature importance"):
-    # A Figure of its own, not pyplot's: no window system to choose (stages run headless, in CI
-    # too), no figure to close, and none of pyplot's imports.
-    from matplotlib.figure import Figure
-
-    order = np.argsort(values)[-TOP_FEATURES:]
-    fig = Figure(figsize=(7, 0.3 * len(order) + 1.2), layout="constrained")
-    ax = fig.subplots()
-    ax.barh([str(names[i]) for i in order], values[order], color="#4c72b0")
-    ax.set_xlabel("importance")
-    ax.set_title(textwrap.fill(f"{title}, top {len(order)}", 55))  # a long title would be cut off
-    return fig
+def importance_plot(names, values, title: str) -> dict:
+    """The TOP_FEATURES most important columns, most important first (DVC draws them as bars, the
+    merge-request report beside the base's), and the title saying on how many rows."""
+    order = np.argsort(-np.asarray(values), kind="stable")[:TOP_FEATURES]
+    rows = [{"column": str(names[i]), "importance": round(float(values[i]), 6)} for i in order]
+    return {"importance": rows, "title": f"{title}, top {len(rows)}"}
 
 
 def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> None:
@@ -282,9 +299,7 @@ def evaluate(params: dict, prepared: Path, model: Path, evaluation: Path) -> Non
     by_column = dict(zip(features.columns, values, strict=True))
     warnings = too_good(scores, by_column, len(test), two_classes="positive_class" in summary)
     write_json(warnings, evaluation / WARNINGS)
-    figure = importance_figure(features.columns, values, title)
-    (evaluation / IMAGES).mkdir(parents=True, exist_ok=True)
-    figure.savefig(evaluation / IMAGES / "feature_importance.png", dpi=100)
+    write_json(importance_plot(features.columns, values, title), evaluation / PLOT_DATA / "importance.json")
     print(f"evaluate ({task}): " + ", ".join(f"{name}={scores[name]}" for name in score_names(scores)))
     print("evaluate: baseline " + ", ".join(f"{k}={v}" for k, v in scores["baseline"].items()))
     for warning in warnings:

@@ -20,9 +20,9 @@ DVC, which fetches them from the remote when they are not in the local cache.
 import argparse
 import io
 import json
-import shutil
 import subprocess
 import tempfile
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,6 @@ from . import compare
 from .compare import Interval, Predictions
 from .config import (
     HEADLINE,
-    IMAGES,
     LOWER_IS_BETTER,
     PLOT_DATA,
     PREDICTIONS,
@@ -167,22 +166,24 @@ def predictions_chart(sides: dict[str, dict], output: Path) -> Path | None:
     return path
 
 
-def importance_chart(base: bytes | None, head: Path, base_label: str, output: Path) -> Path:
-    """Both sides' importance charts (evaluate's images) side by side, or this change's alone: the
-    pixels as they are (no resampling), each side's name above its chart."""
+def importance_chart(sides: dict[str, dict], output: Path) -> Path | None:
+    """Both sides' permutation importance on one chart, a bar each per column (this change's most
+    important first; a column missing from the base's top has no base bar), or this change's alone."""
+    found = {label: plots["importance"] for label, plots in sides.items() if plots.get("importance")}
+    if WORKSPACE not in found:
+        return None
+    names = [row["column"] for row in found[WORKSPACE]["importance"]]
+    place, height = np.arange(len(names))[::-1], 0.8 / len(found)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(names) * len(found) + 1.6), layout="constrained")
+    for k, (label, data) in enumerate(found.items()):
+        value = {row["column"]: row["importance"] for row in data["importance"]}
+        shift = (len(found) - 1) / 2 - k  # the base's bar above this change's
+        ax.barh(place + shift * height, [value.get(name, np.nan) for name in names], height, label=label)
+    ax.set_yticks(place, names)
+    ax.set_xlabel("score lost when the column is shuffled")
+    ax.set_title(textwrap.fill(found[WORKSPACE]["title"], 60))  # a long title would be cut off
+    ax.legend(loc="lower right")
     path = output / "feature_importance.png"
-    if base is None:
-        return Path(shutil.copy(head, path))
-    images = {base_label: plt.imread(io.BytesIO(base), format="png"), WORKSPACE: plt.imread(head, format="png")}
-    title = 30  # pixels above the charts for each side's name
-    height = max(image.shape[0] for image in images.values()) + title
-    width = sum(image.shape[1] for image in images.values())
-    fig = plt.figure(figsize=(width / 100, height / 100), dpi=100)
-    left = 0
-    for label, image in images.items():
-        fig.figimage(image, xo=left, yo=height - title - image.shape[0])
-        fig.text((left + image.shape[1] / 2) / width, 1 - 6 / height, label, ha="center", va="top", fontsize=12)
-        left += image.shape[1]
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -190,7 +191,7 @@ def importance_chart(base: bytes | None, head: Path, base_label: str, output: Pa
 
 def read_plots(read: Callable[[Path], object], evaluation: Path) -> dict:
     plots = {}
-    for name in (*CURVES, "confusion_matrix", "predictions"):
+    for name in (*CURVES, "confusion_matrix", "predictions", "importance"):
         data = read(evaluation / PLOT_DATA / f"{name}.json")
         if data is not None:
             plots[name] = data
@@ -626,10 +627,8 @@ def build_report(base: str, base_name: str, output: Path, production: str = "") 
         curve_chart("precision_recall", sides, output),
         confusion_chart(sides, output),
         predictions_chart(sides, output),
+        importance_chart(sides, output),
     ]
-    importance = evaluation / IMAGES / "feature_importance.png"
-    if importance.exists():
-        charts.append(importance_chart(read_base(importance, binary=True), importance, base_label, output))
     lines += ["### Plots", ""] + [f"![{chart.stem}](./{chart.name})" for chart in charts if chart] + [""]
     report = output / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
