@@ -246,7 +246,8 @@ def looks_like_id(column: pd.Series) -> bool:
     values = column.dropna()
     if len(values) <= 10 or pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return False
-    if not np.isfinite(values).all() or not (values % 1 == 0).all():
+    numbers = values.to_numpy(dtype=float)
+    if not np.isfinite(numbers).all() or not np.array_equal(numbers, np.floor(numbers)):
         return False
     distinct = values.nunique()
     return distinct >= ID_UNIQUE_SHARE * len(values) and distinct >= ID_RANGE_SHARE * (values.max() - values.min() + 1)
