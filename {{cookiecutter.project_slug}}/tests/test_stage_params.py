@@ -6,7 +6,7 @@ import dvc.api
 import pytest
 import yaml
 
-from {{cookiecutter.package_name}}.config import PipelineError, stage_params
+from {{cookiecutter.package_name}}.config import PipelineError, load_params, stage_params
 
 from .conftest import PIPELINE
 
@@ -47,6 +47,9 @@ def test_every_stage_reads_what_dvc_gives_it(tmp_path, monkeypatch, estimator):
     if estimator == "linear":
         assert train["train"][estimator]["max_iter"] == 15
     assert stage_params("prepare", root=root)["data"]["positive_class"] == "no"
+    everything = load_params(root / "params.yaml")  # the sweep's reading of params.yaml: DVC's too
+    assert everything["data"]["positive_class"] == "no"
+    assert everything["train"]["hist_gradient_boosting"]["learning_rate"] == 0.001
 
 
 def test_a_missing_key_is_left_out_as_dvc_does_and_a_missing_choice_is_named(tmp_path, monkeypatch):

@@ -59,18 +59,27 @@ def score_names(metrics: dict) -> list[str]:
     return [name for name, value in metrics.items() if isinstance(value, int | float) and not isinstance(value, bool)]
 
 
+FROM_ROOT = "; run the pipeline from the project root."
+
+
 class PipelineError(Exception):
     """A problem in the inputs that the user can fix; the message says how."""
 
 
 def read_yaml_mapping(path: Path, *, mapping_of: str, missing_hint: str) -> dict:
     """A YAML file that must hold a mapping (`mapping_of`: of what); each way it can be wrong is one
-    sentence naming the file, a missing one followed by `missing_hint`."""
+    sentence naming the file, a missing one followed by `missing_hint`.
+
+    Parsed as DVC parses params.yaml, dvc.yaml and `-S` values, with ruamel.yaml (YAML 1.2,
+    installed with DVC): PyYAML would read `1e-3` as text and `no` as false, and a stage or a sweep
+    would then run with values other than those DVC records in dvc.lock."""
+    from ruamel.yaml import YAML, YAMLError
+
     try:
-        mapping = yaml.safe_load(path.read_text(encoding="utf-8"))
+        mapping = YAML(typ="safe").load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as error:
         raise PipelineError(f"{path} is missing{missing_hint}") from error
-    except yaml.YAMLError as error:
+    except YAMLError as error:
         raise PipelineError(f"{path} is not valid YAML: {error}") from error
     if not isinstance(mapping, dict):
         raise PipelineError(f"{path} must be a mapping {mapping_of}.")
@@ -79,9 +88,7 @@ def read_yaml_mapping(path: Path, *, mapping_of: str, missing_hint: str) -> dict
 
 def load_params(path: Path = PARAMS_FILE) -> dict:
     """All of params.yaml, including keys no stage reads (the sweep checks its keys against it)."""
-    return read_yaml_mapping(
-        path, mapping_of="of parameter names to values", missing_hint="; run the pipeline from the project root."
-    )
+    return read_yaml_mapping(path, mapping_of="of parameter names to values", missing_hint=FROM_ROOT)
 
 
 def stage_params(*stages: str, root: Path | str = ".") -> dict:
@@ -90,23 +97,9 @@ def stage_params(*stages: str, root: Path | str = ".") -> dict:
     `train.estimator` and the section `train.<that estimator>`, and nothing else.
 
     What `dvc.api.params_show(stages=..., deps=True)` gives (tests/test_stage_params.py compares the
-    two), without importing DVC's API: 0.4-1 s a stage. Both files are parsed as DVC parses them,
-    with ruamel.yaml (YAML 1.2, installed with DVC): PyYAML would read `1e-3` as text and `no` as
-    false, and a stage would then run with values other than those DVC records in dvc.lock."""
-    from ruamel.yaml import YAML, YAMLError
-
-    def load(path: Path) -> dict:
-        try:
-            mapping = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError as error:
-            raise PipelineError(f"{path} is missing; run the pipeline from the project root.") from error
-        except YAMLError as error:
-            raise PipelineError(f"{path} is not valid YAML: {error}") from error
-        if not isinstance(mapping, dict):
-            raise PipelineError(f"{path} must be a mapping.")
-        return mapping
-
-    pipeline, values = load(Path(root) / PIPELINE_FILE), load(Path(root) / PARAMS_FILE)
+    two), without importing DVC's API: 0.4-1 s a stage."""
+    pipeline = read_yaml_mapping(Path(root) / PIPELINE_FILE, mapping_of="of stages", missing_hint=FROM_ROOT)
+    values = load_params(Path(root) / PARAMS_FILE)
     defined = pipeline.get("stages") or {}
     unknown = [name for name in stages if name not in defined]
     if unknown:
