@@ -21,8 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import yaml
-
 if TYPE_CHECKING:  # pandas is imported by the functions that read or write tables: the report needs none
     import pandas as pd
 
