@@ -21,7 +21,7 @@ check: lint node_modules/.installed
 	$(BIN)/python -m pytest -n 2 -m "not slow" tests
 
 test: lint node_modules/.installed rsync
-	$(BIN)/python -m pytest -n 2 tests
+	$(BIN)/python -m pytest -n 2 --durations=12 tests
 
 OWN_CODE := hooks harness tests tools benchmarks local_extensions.py
 lint: $(VENV)/.installed
