@@ -239,6 +239,21 @@ def codes_of(labels: np.ndarray, classes: list[str]) -> np.ndarray:
     return codes
 
 
+def confusion_of(entry: np.ndarray, k: int):
+    """A function of cell counts (..., cells) giving confusion matrices (..., k, k): each cell's
+    count added to its (actual, predicted) entry, `entry` (actual * k + predicted) of each cell."""
+    order = np.argsort(entry, kind="stable")
+    starts = np.flatnonzero(np.r_[True, entry[order][1:] != entry[order][:-1]])
+    entries = entry[order][starts]
+
+    def confusion(cell_counts: np.ndarray) -> np.ndarray:
+        matrices = np.zeros((*cell_counts.shape[:-1], k * k))
+        matrices[..., entries] = np.add.reduceat(cell_counts[..., order], starts, axis=-1)
+        return matrices.reshape(*cell_counts.shape[:-1], k, k)
+
+    return confusion
+
+
 def classification_draws(
     actual: np.ndarray, sides: list[Predictions], classes: list[str], positive, resamples: int, seed: int
 ) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
@@ -254,18 +269,15 @@ def classification_draws(
         cell = cell * k + guess
     rng = np.random.default_rng(seed)
     cells, counts = np.unique(cell, return_counts=True)
-    # Per side, a (cells x actual*predicted) map: counts per cell @ map = the confusion matrix.
+    # Per side, which (actual, predicted) entry of its confusion matrix each cell adds to.
     digits, rest = [], cells
     for _ in sides:
         digits.append(rest % k)
         rest = rest // k
-    maps = [np.zeros((len(cells), k * k)) for _ in sides]
-    for m, guess in zip(maps, reversed(digits), strict=True):
-        m[np.arange(len(cells)), rest * k + guess] = 1
+    confusions = [confusion_of(rest * k + guess, k) for guess in reversed(digits)]
 
     def scores(cell_counts: np.ndarray) -> list[dict[str, np.ndarray]]:
-        shape = (*cell_counts.shape[:-1], k, k)
-        return [counting_scores((cell_counts @ m).reshape(shape), positive_index, labels) for m in maps]
+        return [counting_scores(confusion(cell_counts), positive_index, labels) for confusion in confusions]
 
     points = [{name: float(value) for name, value in side.items()} for side in scores(counts.astype(float))]
     # A resample's cell counts: within each actual class, a multinomial draw of its rows over its cells.
