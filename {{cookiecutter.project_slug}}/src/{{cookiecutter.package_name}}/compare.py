@@ -208,18 +208,15 @@ def regression_scores(actual: np.ndarray, predicted: np.ndarray, weights: np.nda
 # --- resampling ------------------------------------------------------------------------------------
 
 
-def row_weights(strata: list[np.ndarray], rows: int, resamples: int, rng: np.random.Generator):
-    """Chunks of resample weights (resamples x rows, each row's count in its resample), each
-    resample drawing as many rows from every stratum as it holds."""
+def row_weights(rows: int, resamples: int, rng: np.random.Generator):
+    """Chunks of resample weights (resamples x rows): each row's count in its resample of `rows` rows."""
     chunk = max(1, CHUNK_CELLS // rows)
     for start in range(0, resamples, chunk):
         size = min(chunk, resamples - start)
-        weights = np.zeros((size, rows), dtype=np.float32)  # counts, exact in float32: half the memory traffic
-        for members in strata:
-            drawn = rng.integers(0, len(members), size=(size, len(members)))
-            drawn += np.arange(size)[:, None] * len(members)
-            weights[:, members] = np.bincount(drawn.ravel(), minlength=size * len(members)).reshape(size, -1)
-        yield weights
+        drawn = rng.integers(0, rows, size=(size, rows))
+        drawn += np.arange(size)[:, None] * rows
+        # counts, exact in float32: half the memory traffic
+        yield np.bincount(drawn.ravel(), minlength=size * rows).reshape(size, rows).astype(np.float32)
 
 
 def _percentiles(values: np.ndarray) -> tuple[float, float, int]:
@@ -256,8 +253,9 @@ def confusion_of(entry: np.ndarray, k: int):
 
 def classification_draws(
     actual: np.ndarray, sides: list[Predictions], classes: list[str], positive, resamples: int, seed: int
-) -> tuple[list[dict], dict[str, list[np.ndarray]]]:
-    """Each side's scores on the whole test set and on every resample (same resamples for all sides)."""
+) -> tuple[list[dict], dict[str, list[np.ndarray]], dict]:
+    """Each side's scores on the whole test set, their values on every resample (the same resamples
+    for all sides), and ROC AUC's row influences (see `draws_of`)."""
     truth, *guesses = (codes_of(labels, classes) for labels in (actual, *(side.predicted for side in sides)))
     if any((codes < 0).any() for codes in (truth, *guesses)):
         raise ValueError("a label of the test rows or a prediction is not among the models' classes")
@@ -312,7 +310,7 @@ def regression_draws(actual: np.ndarray, sides: list[Predictions], resamples: in
         {name: float(v[0]) for name, v in regression_scores(actual, s.predicted, everything).items()} for s in sides
     ]
     draws = {name: [[] for _ in sides] for name in ("rmse", "mae", "r2")}
-    for weights in row_weights([np.arange(len(actual))], len(actual), resamples, rng):
+    for weights in row_weights(len(actual), resamples, rng):
         for i, side in enumerate(sides):
             for name, values in regression_scores(actual, side.predicted, weights).items():
                 draws[name][i].append(values)

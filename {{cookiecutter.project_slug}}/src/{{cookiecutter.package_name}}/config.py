@@ -214,17 +214,15 @@ def read_table(path: Path, csv: dict | None = None, na_values=(), text=()) -> tu
     try:
         with open(path, "rb") as file:
             head = file.read(SNIFF_BYTES)
-            whole = len(head) < SNIFF_BYTES
     except FileNotFoundError as error:
         raise PipelineError(f"{path} is missing; run `dvc pull` or add your data (see the README).") from error
-    problem = next((sentence for magic, sentence in NOT_CSV.items() if head.startswith(magic)), None)
+    problem = not_csv(head)
     if problem is None and b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
         problem = "is not a text file: save your table as CSV UTF-8"
     if problem:
         raise PipelineError(f"{path} {problem}.")
     encoding = declared.get("encoding") or sniff_encoding(head)
-    lines = head.decode(encoding, errors="replace").splitlines(keepends=True)
-    lines = lines if whole else lines[:-1]  # the last line read may be cut off
+    lines = head_lines(head, encoding)
     if not "".join(lines).strip():
         raise PipelineError(f"{path} is empty: write your table there, a header row first, then `dvc add` it.")
     sep = declared.get("sep") or sniff_separator(lines)
@@ -272,6 +270,18 @@ def parse_csv(path: Path, encoding: str, options: dict) -> pd.DataFrame:
     import pandas as pd
 
     return pd.read_csv(path, encoding=encoding, low_memory=False, **options)
+
+
+def not_csv(head: bytes) -> str | None:
+    """What a file starting with `head` is, when its first bytes say it is no CSV (NOT_CSV)."""
+    return next((sentence for magic, sentence in NOT_CSV.items() if head.startswith(magic)), None)
+
+
+def head_lines(head: bytes, encoding: str) -> list[str]:
+    """The whole lines of a file's first SNIFF_BYTES, decoded: the last is left out when the read
+    may have cut it off."""
+    lines = head.decode(encoding, errors="replace").splitlines(keepends=True)
+    return lines if len(head) < SNIFF_BYTES else lines[:-1]
 
 
 def sniff_encoding(head: bytes) -> str:

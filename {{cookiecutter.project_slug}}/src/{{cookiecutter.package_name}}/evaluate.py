@@ -21,6 +21,7 @@ do not grow with it: one count per (actual, predicted) pair, at most CURVE_POINT
 PREDICTION_POINTS rows, importance on IMPORTANCE_ROWS sampled rows, of the TOP_FEATURES columns.
 """
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -221,17 +222,11 @@ def importances(model, features, labels, random_state: int = 0) -> tuple[np.ndar
     baseline = scores_of([whole])[0]
     # A column the model leaves out changes nothing when shuffled: 0, as scikit-learn finds.
     found = {column: [baseline] * IMPORTANCE_REPEATS for column in sample.columns if column not in parts}
-    batch, owners = [], []
-    for column in (name for name in sample.columns if name in parts):
-        for shuffled in shuffles(column):
-            batch.append(shuffled)
-            owners.append(column)
-            if len(batch) * whole.size >= IMPORTANCE_BATCH_CELLS:
-                for owner, value in zip(owners, scores_of(batch), strict=True):
-                    found.setdefault(owner, []).append(value)
-                batch, owners = [], []
-    if batch:
-        for owner, value in zip(owners, scores_of(batch), strict=True):
+    copies = ((column, shuffled) for column in sample.columns if column in parts for shuffled in shuffles(column))
+    per_call = -(-IMPORTANCE_BATCH_CELLS // whole.size)  # copies a call predicts
+    while batch := list(itertools.islice(copies, per_call)):
+        owners, shuffled = zip(*batch, strict=True)
+        for owner, value in zip(owners, scores_of(list(shuffled)), strict=True):
             found.setdefault(owner, []).append(value)
     drops = baseline - np.array([found[column] for column in sample.columns])
     title = f"Permutation importance on {len(sample):,} of {len(labels):,} test rows (seed {random_state})"

@@ -33,10 +33,11 @@ import pyarrow.csv
 from threadpoolctl import threadpool_limits
 
 from .config import (
-    NOT_CSV,
     SNIFF_BYTES,
     PipelineError,
     declared,
+    head_lines,
+    not_csv,
     run_main,
     sniff_decimal,
     sniff_encoding,
@@ -65,12 +66,11 @@ class Rows:
         self.path, self.file = path, file
         head = file.read(SNIFF_BYTES)
         file.seek(0)
-        problem = next((sentence for magic, sentence in NOT_CSV.items() if head.startswith(magic)), None)
+        problem = not_csv(head)
         if problem or b"\x00" in head:
             raise PipelineError(f"{path} {problem or 'is not UTF-8 or Windows text: save it as CSV UTF-8'}.")
         self.encoding = sniff_encoding(head).removesuffix("-sig")  # the header loses its byte-order mark
-        lines = head.decode(self.encoding, errors="replace").splitlines(keepends=True)
-        lines = lines if len(head) < SNIFF_BYTES else lines[:-1]  # the last line read may be cut off
+        lines = head_lines(head, self.encoding)
         if not "".join(lines).strip():
             raise PipelineError(f"{path} is empty: write the rows to predict there, a header row first.")
         self.sep = sniff_separator(lines)

@@ -531,7 +531,7 @@ def test_rows_line(head: Predictions, scores: dict, base_scores: dict | None, su
             f"{compare.SEED}){', paired (both models scored on each resample)' if comparison.how != 'apart' else ''}"
         )
         fewer = [f"{i.name} on {i.resamples:,}" for i in intervals if 0 < i.resamples < compare.RESAMPLES]
-        fewer += ["roc_auc's from DeLong's variance (normal)" for i in intervals if not i.resamples]
+        fewer += [f"{i.name}'s from DeLong's variance (normal)" for i in intervals if not i.resamples]
         skipped = [f"{i.name} undefined on {i.skipped:,}, left out" for i in intervals if i.skipped]
         text += "".join(f"; {note}" for note in fewer + skipped) + "."
     return text
